@@ -1,0 +1,44 @@
+//! Source-algorithm throughput (environment steps per second on one thread, including
+//! recording) for every task config in `conf/task`, then the one-thread time to generate each
+//! config's full dataset. Run with `cargo bench --bench generate [-- SECONDS_PER_CASE]`.
+
+use adlab::tasks::bench::{generation_time, measure, standard_cases};
+use adlab::tasks::TaskConfig;
+use std::path::Path;
+
+fn main() -> anyhow::Result<()> {
+    let seconds: f64 = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2.0);
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/task");
+    let cases = standard_cases(&conf)?;
+    println!(
+        "{:<24} {:>14} {:>10} {:>16}",
+        "source throughput", "steps", "seconds", "steps/s"
+    );
+    for (case, cfg) in &cases {
+        let t = measure(case, cfg, seconds)?;
+        println!(
+            "{:<24} {:>14} {:>10.2} {:>16.0}",
+            t.case, t.steps, t.seconds, t.steps_per_sec
+        );
+    }
+    println!();
+    println!(
+        "{:<24} {:>14} {:>10} {:>16}",
+        "default dataset", "histories", "steps", "seconds (1 core)"
+    );
+    // The first case of each name is the config file itself; the rest are source variants.
+    let mut defaults: Vec<&TaskConfig> = cases.iter().map(|(_, cfg)| cfg).collect();
+    defaults.dedup_by(|a, b| a.name == b.name);
+    for cfg in defaults {
+        let g = generation_time(cfg)?;
+        println!(
+            "{:<24} {:>14} {:>10} {:>16.2}",
+            g.name, g.histories, g.steps, g.seconds
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! Training-step benchmark at the reference CPU sizes (d_model 128, 4 layers, 4 heads,
+//! d_ff 512, batch 16, one compute thread): step time split into forward / backward /
+//! optimizer (gradient copy + clipping + AdamW) as medians over the timed steps, tokens per
+//! second, and peak resident memory (VmHWM, cumulative over the rows above). Target: a causal_lm step no slower than PyTorch CPU eager at one thread
+//! (~133 ms).
+//!
+//! Run: `cargo bench --bench train` (add `-- --quick` for fewer steps).
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use adlab::models::rl_heads::{LossWeights, PositionEmbedding, TokenLayout};
+use adlab::models::{
+    set_compute_threads, Activation, CausalLm, CausalLmConfig, RewardInput, RewardSpace, RlBatch,
+    RlHeadsConfig, RlHeadsModel, RlSpaces, StateInput, StateSpace,
+};
+use adlab::seed;
+use adlab::train::clip::clip_global_norm;
+use adlab::train::optim::{AdamW, Gradients, OptimizerConfig, ScheduleKind};
+use anyhow::Result;
+use candle_core::{DType, Device, Tensor};
+use rand::Rng;
+use std::time::{Duration, Instant};
+
+const BATCH: usize = 16;
+const LM_CONTEXT: usize = 64;
+const VOCAB: usize = 260;
+const RL_STEPS: usize = 64;
+
+fn optimizer() -> OptimizerConfig {
+    OptimizerConfig {
+        name: "adamw".into(),
+        lr: 3e-4,
+        betas: [0.9, 0.95],
+        eps: 1e-8,
+        weight_decay: 0.1,
+        decay_embeddings: false,
+        schedule: ScheduleKind::Constant,
+        warmup_steps: 0,
+        min_lr: 0.0,
+        grad_clip: 1.0,
+    }
+}
+
+/// Peak resident set size so far, in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Per-step section times in ms; reported as medians (the machine is shared, so means are
+/// skewed by other processes).
+#[derive(Default)]
+struct Timing {
+    forward: Vec<f64>,
+    backward: Vec<f64>,
+    optimizer: Vec<f64>,
+    total: Vec<f64>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+impl Timing {
+    fn row(&self, name: &str, tokens_per_step: usize) {
+        let total = median(&self.total);
+        let best = self.total.iter().copied().fold(f64::INFINITY, f64::min);
+        println!(
+            "| {name:<28} | {total:>8.1} | {best:>8.1} | {:>8.1} | {:>8.1} | {:>8.1} | {:>9.0} | {:>8.0} |",
+            median(&self.forward),
+            median(&self.backward),
+            median(&self.optimizer),
+            tokens_per_step as f64 / (total / 1e3),
+            peak_rss_mib()
+        );
+    }
+}
+
+/// Times `steps` training steps after `warmup` untimed ones. `forward` returns the loss.
+fn time_steps(
+    params: &adlab::models::ParamSet,
+    warmup: u32,
+    steps: u32,
+    mut forward: impl FnMut() -> Result<Tensor>,
+) -> Result<Timing> {
+    let mut opt = AdamW::new(&optimizer(), params)?;
+    let mut timing = Timing::default();
+    for i in 0..warmup + steps {
+        let t0 = Instant::now();
+        let loss = forward()?;
+        let t1 = Instant::now();
+        let store = loss.backward()?;
+        let t2 = Instant::now();
+        let mut grads = Gradients::from_store(&store, params)?;
+        clip_global_norm(&mut grads, 1.0);
+        opt.step(params, &grads, 3e-4)?;
+        let t3 = Instant::now();
+        if i >= warmup {
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            timing.forward.push(ms(t1 - t0));
+            timing.backward.push(ms(t2 - t1));
+            timing.optimizer.push(ms(t3 - t2));
+            timing.total.push(ms(t3 - t0));
+        }
+    }
+    Ok(timing)
+}
+
+fn bench_causal_lm(activation: Activation, warmup: u32, steps: u32) -> Result<()> {
+    let cfg = CausalLmConfig {
+        name: "causal_lm".into(),
+        d_model: 128,
+        n_layers: 4,
+        n_heads: 4,
+        d_ff: 512,
+        context_tokens: LM_CONTEXT,
+        activation,
+        dropout: 0.0,
+        attn_dropout: 0.0,
+        layer_norm_eps: 1e-5,
+        init_std: 0.02,
+        init_from: None,
+    };
+    let model = CausalLm::new(&cfg, VOCAB, seed::rng(0, "init", &[]))?;
+    let mut rng = seed::rng(0, "data", &[]);
+    let ids: Vec<u32> = (0..BATCH * (LM_CONTEXT + 1))
+        .map(|_| rng.random_range(0..VOCAB as u32))
+        .collect();
+    let tokens = Tensor::from_vec(ids, (BATCH, LM_CONTEXT + 1), &Device::Cpu)?;
+    let inputs = tokens.narrow(1, 0, LM_CONTEXT)?.contiguous()?;
+    let targets = tokens.narrow(1, 1, LM_CONTEXT)?.contiguous()?;
+    let mask = Tensor::ones((BATCH, LM_CONTEXT), DType::F32, &Device::Cpu)?;
+    let timing = time_steps(&model.params(), warmup, steps, || {
+        let logits = model.forward(&inputs, None)?;
+        Ok(model.loss(&logits, &targets, &mask)?.loss)
+    })?;
+    timing.row(
+        &format!("causal_lm {}", activation.hf_name()),
+        BATCH * LM_CONTEXT,
+    );
+    Ok(())
+}
+
+fn bench_rl_heads(dropout: f64, warmup: u32, steps: u32) -> Result<()> {
+    let cfg = RlHeadsConfig {
+        name: "rl_heads".into(),
+        d_model: 128,
+        n_layers: 4,
+        n_heads: 4,
+        d_ff: 512,
+        context_steps: RL_STEPS,
+        layout: TokenLayout::Sar,
+        position: PositionEmbedding::PerToken,
+        activation: Activation::Gelu,
+        dropout,
+        attn_dropout: 0.0,
+        token_mask_prob: 0.0,
+        label_smoothing: 0.0,
+        embed_logprob: false,
+        loss_weights: LossWeights {
+            action: 1.0,
+            reward: 1.0,
+            next_state: 1.0,
+            logprob: 1.0,
+        },
+        reward_tolerance: 0.05,
+        state_tolerance: 0.05,
+        layer_norm_eps: 1e-5,
+        init_std: 0.02,
+    };
+    // Dark Room-sized spaces: 9x9 grid, 5 actions, reward 0 or 1.
+    let spaces = RlSpaces {
+        states: StateSpace::Discrete { n: 81 },
+        n_actions: 5,
+        rewards: RewardSpace::Classes(vec![0.0, 1.0]),
+    };
+    let model = RlHeadsModel::new(&cfg, &spaces, seed::rng(0, "init", &[]))?;
+    let mut rng = seed::rng(0, "data", &[]);
+    let n = BATCH * RL_STEPS;
+    let mut ids = |hi: u32| -> Result<Tensor> {
+        let v: Vec<u32> = (0..n).map(|_| rng.random_range(0..hi)).collect();
+        Ok(Tensor::from_vec(v, (BATCH, RL_STEPS), &Device::Cpu)?)
+    };
+    let batch = RlBatch {
+        states: StateInput::Discrete(ids(81)?),
+        actions: ids(5)?,
+        rewards: RewardInput::Classes(ids(2)?),
+        logprobs: Tensor::zeros((BATCH, RL_STEPS), DType::F32, &Device::Cpu)?,
+        loss_mask: Tensor::ones((BATCH, RL_STEPS), DType::F32, &Device::Cpu)?,
+    };
+    let mut dropout_rng = seed::rng(0, "dropout", &[]);
+    let timing = time_steps(&model.params(), warmup, steps, || {
+        let out = model.forward(&batch, Some(&mut dropout_rng))?;
+        Ok(model.loss(&out, &batch)?.total)
+    })?;
+    timing.row(
+        &format!("rl_heads sar dropout {dropout}"),
+        BATCH * RL_STEPS * 3,
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    set_compute_threads(1);
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (warmup, steps) = if quick { (1, 3) } else { (2, 15) };
+    println!("batch {BATCH}, d_model 128, 4 layers, 4 heads, d_ff 512, 1 compute thread, median of {steps} timed steps");
+    println!("| model                        | step ms  | min ms   | fwd ms   | bwd ms   | optim ms | tokens/s  | peak MiB |");
+    println!("|------------------------------|----------|----------|----------|----------|----------|-----------|----------|");
+    bench_causal_lm(Activation::Gelu, warmup, steps)?;
+    bench_causal_lm(Activation::Relu, warmup, steps)?;
+    bench_causal_lm(Activation::GeluTanh, warmup, steps)?;
+    bench_rl_heads(0.1, warmup, steps)?;
+    bench_rl_heads(0.0, warmup, steps)?;
+    Ok(())
+}

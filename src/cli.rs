@@ -1,0 +1,68 @@
+//! The command line (clap): subcommands, their arguments and help with examples.
+
+use clap::{ArgAction, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "adlab",
+    version,
+    about = "Algorithm distillation experiments: RL and RLHF learning histories, RL-heads transformers and causal LMs",
+    long_about = None,
+    after_help = "Overrides use Hydra's grammar: key=value, group=option, +key=value (add), \
+                  ++key=value (add or replace), ~key (delete).\n\
+                  Examples:\n  adlab config model=causal_lm optimizer.lr=1e-3\n  adlab run task=darkroom train.steps=300\n  adlab generate task=bandit"
+)]
+pub struct Cli {
+    /// More output (-v debug, -vv trace). RUST_LOG, when set, wins.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Less output (-q warnings only, -qq errors only).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub quiet: u8,
+    /// The conf directory (default: ./conf).
+    #[arg(long, global = true, env = "ADLAB_CONFIG_DIR", value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the composed config as YAML, or the defaults tree.
+    #[command(after_help = "Examples:\n  adlab config\n  adlab config model=causal_lm optimizer.lr=1e-3 +train.note=hello\n  adlab config --info +experiment=bandit_ad\n  adlab config --resolve name")]
+    Config {
+        /// Overrides (key=value, group=option, +key=value, ++key=value, ~key).
+        overrides: Vec<String>,
+        /// Print with `${...}` interpolations resolved.
+        #[arg(long)]
+        resolve: bool,
+        /// Print the defaults tree (which file each part came from) instead of the config.
+        #[arg(long)]
+        info: bool,
+    },
+    /// Run one job: generate or load the learning histories, train, evaluate.
+    #[command(after_help = "Examples:\n  adlab run\n  adlab run task=darkroom model=rl_heads train.steps=300\n  adlab run +experiment=bandit_ad seed=3")]
+    Run {
+        /// Overrides (key=value, group=option, +key=value, ++key=value, ~key).
+        overrides: Vec<String>,
+    },
+    /// Build (or reuse) the learning-history cache of a task config.
+    #[command(after_help = "Examples:\n  adlab generate task=darkroom\n  adlab generate task=bandit task.seed=1 paths.data=/scratch/data")]
+    Generate {
+        /// Overrides (key=value, group=option, ...).
+        overrides: Vec<String>,
+    },
+    /// Print a shell completion script.
+    #[command(after_help = "Example:\n  adlab completions bash > ~/.local/share/bash-completion/completions/adlab")]
+    Completions {
+        shell: clap_complete::Shell,
+    },
+}
+
+impl Cli {
+    /// `-v` count minus `-q` count.
+    pub fn verbosity(&self) -> i8 {
+        self.verbose.min(10) as i8 - self.quiet.min(10) as i8
+    }
+}

@@ -1,0 +1,26 @@
+//! adlab: algorithm distillation on RL and RLHF learning histories.
+//! See ARCHITECTURE.md for the map of the modules.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod device;
+pub mod formats;
+pub mod fsutil;
+pub mod interrupt;
+pub mod job;
+pub mod launch;
+pub mod logging;
+pub mod pipeline;
+pub mod runs;
+pub mod schema;
+pub mod seed;
+pub mod tasks;
+
+/// Stand-ins until the models/training modules land in this crate.
+pub mod models {
+    pub type ModelConfig = serde_json::Value;
+}
+pub mod train {
+    pub type OptimizerConfig = serde_json::Value;
+}

@@ -1,0 +1,194 @@
+//! The small layers both models are built from: a differentiable LayerNorm, GPT-2's Conv1D
+//! (a linear layer whose weight is stored `[in, out]`), embedding tables, seeded dropout and
+//! the MLP activation.
+//!
+//! candle 0.11's fused `LayerNorm::forward` / `ops::layer_norm` record no backward pass, so
+//! the norm here is adlab's own fused op with a hand-written backward ([`super::ops`]).
+
+use candle_core::{DType, Result, Tensor};
+use candle_nn::{Init, VarBuilder};
+use rand::RngCore;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// MLP non-linearity. `gelu_tanh` is GPT-2's `gelu_new` (needed for pretrained fidelity);
+/// `gelu` is the exact erf form; `relu` is the cheapest. Both GELUs are adlab's own ops
+/// ([`super::ops`]): candle's are 3-10x slower on CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    Relu,
+    Gelu,
+    GeluTanh,
+}
+
+impl Activation {
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Relu => x.relu(),
+            Activation::Gelu => super::ops::gelu_erf(x),
+            Activation::GeluTanh => super::ops::gelu_tanh(x),
+        }
+    }
+
+    /// The Hugging Face `activation_function` string.
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Gelu => "gelu",
+            Activation::GeluTanh => "gelu_new",
+        }
+    }
+
+    pub fn from_hf_name(name: &str) -> Option<Self> {
+        match name {
+            "relu" => Some(Activation::Relu),
+            "gelu" => Some(Activation::Gelu),
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Some(Activation::GeluTanh),
+            _ => None,
+        }
+    }
+}
+
+/// LayerNorm over the last dimension (differentiable: see [`super::ops::layer_norm`]).
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub fn new(dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get_with_hints(dim, "weight", Init::Const(1.0))?,
+            bias: vb.get_with_hints(dim, "bias", Init::Const(0.0))?,
+            eps,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        super::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
+    }
+}
+
+/// GPT-2's Conv1D: `y = x W + b` with `W` stored `[in, out]` (the Hugging Face layout, so
+/// checkpoints load without transposes). Inputs of any rank are flattened to one 2-D matmul,
+/// which is candle's fast path.
+#[derive(Debug, Clone)]
+pub struct Conv1D {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Conv1D {
+    pub fn new(d_in: usize, d_out: usize, init_std: f64, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints(
+            (d_in, d_out),
+            "weight",
+            Init::Randn {
+                mean: 0.0,
+                stdev: init_std,
+            },
+        )?;
+        let bias = vb.get_with_hints(d_out, "bias", Init::Const(0.0))?;
+        Ok(Self {
+            weight,
+            bias: Some(bias),
+        })
+    }
+
+    /// A projection without bias (input embeddings of continuous features carry none: the
+    /// positional embedding already provides an offset).
+    pub fn new_no_bias(d_in: usize, d_out: usize, init_std: f64, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints(
+            (d_in, d_out),
+            "weight",
+            Init::Randn {
+                mean: 0.0,
+                stdev: init_std,
+            },
+        )?;
+        Ok(Self { weight, bias: None })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let d_in = dims[dims.len() - 1];
+        let n = x.elem_count() / d_in;
+        let y = x.reshape((n, d_in))?.matmul(&self.weight)?;
+        let y = match &self.bias {
+            Some(b) => super::ops::add_bias(&y, b)?,
+            None => y,
+        };
+        let mut out_dims = dims;
+        *out_dims.last_mut().unwrap() = self.weight.dim(1)?;
+        y.reshape(out_dims)
+    }
+}
+
+/// An embedding table `[n, d]`, looked up with u32 ids of any shape.
+#[derive(Debug, Clone)]
+pub struct Embedding {
+    pub weight: Tensor,
+}
+
+impl Embedding {
+    pub fn new(n: usize, d: usize, init_std: f64, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints(
+            (n, d),
+            "weight",
+            Init::Randn {
+                mean: 0.0,
+                stdev: init_std,
+            },
+        )?;
+        Ok(Self { weight })
+    }
+
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let mut dims = ids.dims().to_vec();
+        let flat = ids.flatten_all()?;
+        let rows = self.weight.index_select(&flat, 0)?;
+        dims.push(self.weight.dim(1)?);
+        rows.reshape(dims)
+    }
+}
+
+/// Inverted dropout with a mask drawn on the host from the run's seeded RNG, so the same seed
+/// gives the same training run. `rng = None` means evaluation: identity.
+pub fn dropout(x: &Tensor, p: f64, rng: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
+    match rng {
+        Some(rng) if p > 0.0 => {
+            let keep = 1.0 / (1.0 - p) as f32;
+            let threshold = (p * u32::MAX as f64) as u32;
+            let mask: Vec<f32> = (0..x.elem_count())
+                .map(|_| {
+                    if rng.next_u32() > threshold {
+                        keep
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
+            x.mul(&mask)
+        }
+        _ => Ok(x.clone()),
+    }
+}
+
+/// Draws a `[shape]` 0/1 mask with `P(1) = p` from the seeded RNG (token masking).
+pub fn bernoulli_mask(
+    shape: &[usize],
+    p: f64,
+    rng: &mut ChaCha8Rng,
+    dtype: DType,
+) -> Result<Tensor> {
+    let threshold = (p * u32::MAX as f64) as u32;
+    let n: usize = shape.iter().product();
+    let mask: Vec<f32> = (0..n)
+        .map(|_| if rng.next_u32() < threshold { 1.0 } else { 0.0 })
+        .collect();
+    Tensor::from_vec(mask, shape, &candle_core::Device::Cpu)?.to_dtype(dtype)
+}

@@ -1,0 +1,191 @@
+//! The typed config: what every key means, its type, and the checks that go beyond types.
+//! Each section rejects unknown keys, so a typo is an error that names the key.
+
+use crate::config::{self, extract, ComposeOptions, Composed, ConfigError, ConfigRepo, Node, Override};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub use crate::formats::config::FormatConfig;
+pub use crate::launch::config::LauncherConfig;
+pub use crate::models::ModelConfig;
+pub use crate::tasks::TaskConfig;
+pub use crate::train::OptimizerConfig;
+
+/// The whole experiment configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdlabConfig {
+    /// Run name: the folder under `paths.runs`.
+    pub name: String,
+    /// Seed of the run (model init, batching, evaluation). The data seed is `task.seed`.
+    pub seed: u64,
+    /// `cpu`, `cuda:N`, or `auto` (CUDA if built with it and present, else CPU).
+    pub device: String,
+    pub paths: PathsConfig,
+    pub task: TaskConfig,
+    pub format: FormatConfig,
+    pub model: ModelConfig,
+    pub optimizer: OptimizerConfig,
+    pub launcher: LauncherConfig,
+    pub train: TrainConfig,
+    /// In-context evaluation; absent (`~eval`) means no evaluation.
+    #[serde(default)]
+    pub eval: Option<EvalConfig>,
+}
+
+/// Where runs and data caches go (relative paths are relative to the working directory).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathsConfig {
+    pub runs: PathBuf,
+    pub data: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Optimizer steps.
+    pub steps: u64,
+    /// Sequences per optimizer step (split into `grad_accum` micro-batches).
+    pub batch_size: usize,
+    #[serde(default = "one")]
+    pub grad_accum: usize,
+    /// Validation (held-out tasks) every this many steps; 0 = only at the end.
+    pub eval_every: u64,
+    /// Validation batches per evaluation.
+    #[serde(default = "default_val_batches")]
+    pub val_batches: usize,
+    /// Training metrics every this many steps.
+    pub log_every: u64,
+    /// Checkpoint every this many steps (and always at the end); 0 = only at the end.
+    pub ckpt_every: u64,
+    /// Compute threads of this run.
+    pub threads: usize,
+    /// Continue from the run directory's last checkpoint.
+    #[serde(default)]
+    pub resume: bool,
+    /// A free-form note recorded with the run (shows up in reports).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn default_val_batches() -> usize {
+    4
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    pub enabled: bool,
+    /// Episodes the model plays per task, with its own history as context.
+    pub episodes: usize,
+    /// Number of held-out (test) tasks to evaluate on.
+    pub tasks: usize,
+    /// Number of training tasks evaluated too, for comparison.
+    #[serde(default)]
+    pub train_tasks: usize,
+    /// Sampling temperature; 0 = greedy.
+    pub temperature: f64,
+    /// Episodes averaged for the "first k" / "last k" summary figures.
+    #[serde(default = "default_k")]
+    pub summary_k: usize,
+}
+
+fn default_k() -> usize {
+    10
+}
+
+/// A config composed, resolved and typed, with what produced it.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub composed: Composed,
+    pub typed: AdlabConfig,
+    pub overrides: Vec<Override>,
+    pub config_dir: PathBuf,
+}
+
+impl LoadedConfig {
+    /// The resolved config as YAML.
+    pub fn yaml(&self) -> String {
+        config::yaml::to_yaml_string(&self.composed.config)
+    }
+}
+
+/// Composes, resolves, types and validates the config of `config_dir` with `overrides`.
+pub fn load(config_dir: &Path, overrides: &[Override]) -> Result<LoadedConfig, ConfigError> {
+    let repo = ConfigRepo::new(config_dir)?;
+    let composed = config::compose(&repo, overrides, ComposeOptions::default())?;
+    let typed = typed_config(&composed.config)?;
+    Ok(LoadedConfig {
+        composed,
+        typed,
+        overrides: overrides.to_vec(),
+        config_dir: config_dir.to_path_buf(),
+    })
+}
+
+/// Types and validates a resolved config tree.
+pub fn typed_config(tree: &Node) -> Result<AdlabConfig, ConfigError> {
+    let typed: AdlabConfig = extract::extract(tree)?;
+    validate(&typed, tree)?;
+    Ok(typed)
+}
+
+/// Checks beyond types: ranges and combinations, each naming the key.
+fn validate(c: &AdlabConfig, tree: &Node) -> Result<(), ConfigError> {
+    let fail = |key: &str, expected: &str| {
+        Err(ConfigError::InvalidValue {
+            key: key.to_string(),
+            value: tree.get(key).map(|n| n.value.to_inline()).unwrap_or_default(),
+            expected: expected.to_string(),
+            origin: tree.get(key).map(|n| n.source.to_string()).unwrap_or_default(),
+        })
+    };
+    if c.name.is_empty() || c.name.contains(['/', '\\']) || c.name == "." || c.name == ".." {
+        return fail("name", "a non-empty run name without path separators");
+    }
+    if crate::device::DeviceRequest::parse(&c.device).is_err() {
+        return fail("device", "`cpu`, `cuda:N` or `auto`");
+    }
+    if c.train.steps == 0 {
+        return fail("train.steps", "at least 1");
+    }
+    if c.train.batch_size == 0 {
+        return fail("train.batch_size", "at least 1");
+    }
+    if c.train.grad_accum == 0 || c.train.batch_size % c.train.grad_accum != 0 {
+        return fail("train.grad_accum", "at least 1 and a divisor of train.batch_size");
+    }
+    if c.train.log_every == 0 {
+        return fail("train.log_every", "at least 1");
+    }
+    if c.train.threads == 0 {
+        return fail("train.threads", "at least 1");
+    }
+    if let Some(e) = &c.eval {
+        if e.temperature < 0.0 || !e.temperature.is_finite() {
+            return fail("eval.temperature", "a finite number >= 0 (0 = greedy)");
+        }
+        if e.enabled && e.episodes == 0 {
+            return fail("eval.episodes", "at least 1 when eval.enabled");
+        }
+    }
+    crate::formats::config::check_compatible(&c.format, &c.model, tree)?;
+    c.task.validate().map_err(|e| constraint(e, tree))?;
+    Ok(())
+}
+
+/// Wraps a section's own validation error, adding where the key it names came from.
+fn constraint(e: anyhow::Error, tree: &Node) -> ConfigError {
+    let message = format!("{e:#}");
+    let key = message.split('`').nth(1).unwrap_or_default();
+    let origin = tree
+        .get(key)
+        .map(|n| n.source.to_string())
+        .unwrap_or_else(|| "the composed config".into());
+    ConfigError::Constraint { message, origin }
+}

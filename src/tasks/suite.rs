@@ -1,0 +1,284 @@
+//! The task list of a config: which tasks exist (goal cells, key/door pairs, arm means, …),
+//! which are train and which test, their optimal returns, and a constructor for each task's
+//! environment. Everything is a pure function of the task config (including its seed), so
+//! generation and later evaluation agree on what "task 17" is.
+
+use super::config::{EnvConfig, TaskConfig};
+use super::env::bandit::Bandit;
+use super::env::cartpole::CartPole;
+use super::env::frozenlake::FrozenLake;
+use super::env::grid::DarkRoom;
+use super::env::key_to_door::KeyToDoor;
+use super::env::{EnvSpec, TaskEnv};
+use crate::seed;
+use anyhow::{bail, Result};
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+/// Whether a task is used for training or held out for in-context evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    Train,
+    Test,
+}
+
+impl Split {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// What distinguishes one task from another within a family.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskParams {
+    Darkroom {
+        goal: [u8; 2],
+    },
+    KeyToDoor {
+        key: [u8; 2],
+        door: [u8; 2],
+    },
+    Bandit {
+        means: Vec<f32>,
+    },
+    /// Tasks of single-MDP families differ only by their random streams.
+    #[serde(rename = "frozenlake")]
+    FrozenLake,
+    #[serde(rename = "cartpole")]
+    CartPole,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskSuite {
+    config: TaskConfig,
+    spec: EnvSpec,
+    tasks: Vec<TaskParams>,
+    splits: Vec<Split>,
+    optimal: Vec<f32>,
+}
+
+/// Number of held-out tasks: rounded fraction, but always leaving one train task.
+fn n_test(n: usize, fraction: f64) -> usize {
+    ((n as f64 * fraction).round() as usize).min(n.saturating_sub(1))
+}
+
+/// Seeded choice of `n_test` test tasks among `n`.
+fn seeded_splits(cfg: &TaskConfig, n: usize) -> Vec<Split> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut seed::rng(cfg.seed, "task-split", &[]));
+    let mut splits = vec![Split::Train; n];
+    for &i in &order[..n_test(n, cfg.split.test_fraction)] {
+        splits[i] = Split::Test;
+    }
+    splits
+}
+
+/// Keeps all candidates, or a seeded sample of `max_tasks` of them in canonical order.
+fn cap<T>(cfg: &TaskConfig, mut all: Vec<T>) -> Vec<T> {
+    match cfg.split.max_tasks {
+        Some(m) if m < all.len() => {
+            let mut idx: Vec<usize> = (0..all.len()).collect();
+            idx.shuffle(&mut seed::rng(cfg.seed, "task-sample", &[]));
+            let mut keep = idx[..m].to_vec();
+            keep.sort_unstable();
+            let mut it = keep.into_iter().peekable();
+            let mut i = 0;
+            all.retain(|_| {
+                let k = it.peek() == Some(&i);
+                if k {
+                    it.next();
+                }
+                i += 1;
+                k
+            });
+            all
+        }
+        _ => all,
+    }
+}
+
+fn cells(size: usize) -> impl Iterator<Item = [u8; 2]> {
+    (0..size).flat_map(move |y| (0..size).map(move |x| [x as u8, y as u8]))
+}
+
+impl TaskSuite {
+    /// Validates the config and builds the task list and split.
+    pub fn from_config(cfg: &TaskConfig) -> Result<TaskSuite> {
+        cfg.validate()?;
+        let max_tasks = cfg.split.max_tasks.unwrap_or(1);
+        let (spec, tasks, splits) = match &cfg.env {
+            EnvConfig::Darkroom(c) => {
+                let tasks = cap(
+                    cfg,
+                    cells(c.size)
+                        .map(|goal| TaskParams::Darkroom { goal })
+                        .collect(),
+                );
+                let splits = seeded_splits(cfg, tasks.len());
+                (DarkRoom::spec(c.size, c.episode_len), tasks, splits)
+            }
+            EnvConfig::KeyToDoor(c) => {
+                let pairs = cells(c.size)
+                    .flat_map(|key| cells(c.size).map(move |door| (key, door)))
+                    .filter(|(k, d)| k != d)
+                    .map(|(key, door)| TaskParams::KeyToDoor { key, door })
+                    .collect();
+                let tasks = cap(cfg, pairs);
+                let splits = seeded_splits(cfg, tasks.len());
+                (KeyToDoor::spec(c.size, c.episode_len), tasks, splits)
+            }
+            EnvConfig::Bandit(c) => {
+                // Test tasks come from the mirrored distribution, so the split is by
+                // construction: the last n_test tasks are test tasks.
+                let n = max_tasks;
+                let test_from = n - n_test(n, cfg.split.test_fraction);
+                let mut tasks = Vec::with_capacity(n);
+                let mut splits = Vec::with_capacity(n);
+                for i in 0..n {
+                    let split = if i >= test_from {
+                        Split::Test
+                    } else {
+                        Split::Train
+                    };
+                    let mut rng = seed::rng(cfg.seed, "bandit-task", &[i as u64]);
+                    let means = Bandit::sample_means(
+                        c.arms,
+                        c.best_arm_odd_prob,
+                        split == Split::Test,
+                        &mut rng,
+                    );
+                    tasks.push(TaskParams::Bandit { means });
+                    splits.push(split);
+                }
+                (Bandit::spec(c.arms), tasks, splits)
+            }
+            EnvConfig::FrozenLake(c) => (
+                FrozenLake::spec(c.max_steps),
+                vec![TaskParams::FrozenLake; max_tasks],
+                seeded_splits(cfg, max_tasks),
+            ),
+            EnvConfig::CartPole(c) => (
+                CartPole::spec(c.max_steps),
+                vec![TaskParams::CartPole; max_tasks],
+                seeded_splits(cfg, max_tasks),
+            ),
+        };
+        let optimal = tasks.iter().map(|t| optimal_return(&cfg.env, t)).collect();
+        Ok(TaskSuite {
+            config: cfg.clone(),
+            spec,
+            tasks,
+            splits,
+            optimal,
+        })
+    }
+
+    pub fn config(&self) -> &TaskConfig {
+        &self.config
+    }
+
+    pub fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    pub fn tasks(&self) -> &[TaskParams] {
+        &self.tasks
+    }
+
+    pub fn splits(&self) -> &[Split] {
+        &self.splits
+    }
+
+    fn check(&self, task: usize) -> Result<()> {
+        if task >= self.tasks.len() {
+            bail!(
+                "task index {task} out of range: the suite has {} tasks",
+                self.tasks.len()
+            );
+        }
+        Ok(())
+    }
+
+    pub fn split(&self, task: usize) -> Result<Split> {
+        self.check(task)?;
+        Ok(self.splits[task])
+    }
+
+    /// Indices of the tasks in `split`, ascending.
+    pub fn indices(&self, split: Split) -> Vec<usize> {
+        (0..self.len())
+            .filter(|&i| self.splits[i] == split)
+            .collect()
+    }
+
+    pub fn train_tasks(&self) -> Vec<usize> {
+        self.indices(Split::Train)
+    }
+
+    pub fn test_tasks(&self) -> Vec<usize> {
+        self.indices(Split::Test)
+    }
+
+    /// Optimal expected return (an upper bound for key-to-door) of one episode of the task.
+    pub fn optimal_return(&self, task: usize) -> Result<f32> {
+        self.check(task)?;
+        Ok(self.optimal[task])
+    }
+
+    pub fn optimal_returns(&self) -> &[f32] {
+        &self.optimal
+    }
+
+    /// A fresh environment for the task (call `reset` before stepping).
+    pub fn make_env(&self, task: usize) -> Result<TaskEnv> {
+        self.check(task)?;
+        Ok(match (&self.config.env, &self.tasks[task]) {
+            (EnvConfig::Darkroom(c), TaskParams::Darkroom { goal }) => TaskEnv::Grid(
+                DarkRoom::new(c.size, c.episode_len, c.sparse, (goal[0], goal[1])),
+            ),
+            (EnvConfig::KeyToDoor(c), TaskParams::KeyToDoor { key, door }) => TaskEnv::KeyToDoor(
+                KeyToDoor::new(c.size, c.episode_len, (key[0], key[1]), (door[0], door[1])),
+            ),
+            (EnvConfig::Bandit(_), TaskParams::Bandit { means }) => {
+                TaskEnv::Bandit(Bandit::new(means.clone()))
+            }
+            (EnvConfig::FrozenLake(c), TaskParams::FrozenLake) => {
+                TaskEnv::FrozenLake(FrozenLake::new(c.slippery, c.max_steps))
+            }
+            (EnvConfig::CartPole(c), TaskParams::CartPole) => {
+                TaskEnv::CartPole(CartPole::new(c.max_steps))
+            }
+            (env, params) => bail!("task {task} ({params:?}) does not belong to env {env:?}"),
+        })
+    }
+}
+
+fn optimal_return(env: &EnvConfig, task: &TaskParams) -> f32 {
+    match (env, task) {
+        (EnvConfig::Darkroom(c), TaskParams::Darkroom { goal }) => {
+            DarkRoom::optimal_return(c.size, c.episode_len, c.sparse, (goal[0], goal[1]))
+        }
+        (EnvConfig::KeyToDoor(c), TaskParams::KeyToDoor { .. }) => {
+            KeyToDoor::optimal_return(c.size, c.episode_len)
+        }
+        (EnvConfig::Bandit(_), TaskParams::Bandit { means }) => Bandit::optimal_return(means),
+        (EnvConfig::FrozenLake(c), TaskParams::FrozenLake) => {
+            FrozenLake::optimal_return(c.slippery, c.max_steps)
+        }
+        (EnvConfig::CartPole(c), TaskParams::CartPole) => CartPole::optimal_return(c.max_steps),
+        _ => 0.0,
+    }
+}

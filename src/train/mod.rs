@@ -1,0 +1,7 @@
+//! Optimisation pieces of training: AdamW with checkpointable state, learning-rate schedule,
+//! gradient clipping and accumulation, checkpoints, and the non-finite-loss guard.
+pub mod checkpoint;
+pub mod clip;
+pub mod guard;
+pub mod optim;
+pub mod schedule;
