@@ -1,7 +1,9 @@
 //! Training-step benchmark at the reference CPU sizes (d_model 128, 4 layers, 4 heads,
 //! d_ff 512, batch 16, one compute thread): step time split into forward / backward /
-//! optimizer (gradient copy + clipping + AdamW) as medians over the timed steps, tokens per
-//! second, and peak resident memory (VmHWM, cumulative over the rows above). Target: a causal_lm step no slower than PyTorch CPU eager at one thread
+//! optimizer (gradient copy + clipping + AdamW) as medians over the timed steps, the fastest
+//! step, CPU time per step (the cost on a dedicated core: robust to other processes on a
+//! shared machine), tokens per second (from the median), and peak resident memory (VmHWM,
+//! cumulative over the rows above). Target: a causal_lm step no slower than PyTorch CPU eager at one thread
 //! (~133 ms).
 //!
 //! Run: `cargo bench --bench train` (add `-- --quick` for fewer steps).
@@ -56,8 +58,25 @@ fn peak_rss_mib() -> f64 {
 
 /// Per-step section times in ms; reported as medians (the machine is shared, so means are
 /// skewed by other processes).
+/// CPU time (user + system) this process has used, in ms (/proc/self/stat, 100 ticks/s).
+/// With one compute thread it is the step's cost on a dedicated core, which stays meaningful
+/// when other processes compete for the CPUs (wall-clock medians then inflate).
+fn process_cpu_ms() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the parenthesised command name; utime and stime are 14th and 15th.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((f[11].parse::<f64>().ok()? + f[12].parse::<f64>().ok()?) * 10.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
 #[derive(Default)]
 struct Timing {
+    /// CPU ms per timed step.
+    cpu: f64,
     forward: Vec<f64>,
     backward: Vec<f64>,
     optimizer: Vec<f64>,
@@ -75,7 +94,8 @@ impl Timing {
         let total = median(&self.total);
         let best = self.total.iter().copied().fold(f64::INFINITY, f64::min);
         println!(
-            "| {name:<28} | {total:>8.1} | {best:>8.1} | {:>8.1} | {:>8.1} | {:>8.1} | {:>9.0} | {:>8.0} |",
+            "| {name:<28} | {total:>8.1} | {best:>8.1} | {:>8.1} | {:>8.1} | {:>8.1} | {:>8.1} | {:>9.0} | {:>8.0} |",
+            self.cpu,
             median(&self.forward),
             median(&self.backward),
             median(&self.optimizer),
@@ -94,7 +114,11 @@ fn time_steps(
 ) -> Result<Timing> {
     let mut opt = AdamW::new(&optimizer(), params)?;
     let mut timing = Timing::default();
+    let mut cpu_start = 0.0;
     for i in 0..warmup + steps {
+        if i == warmup {
+            cpu_start = process_cpu_ms();
+        }
         let t0 = Instant::now();
         let loss = forward()?;
         let t1 = Instant::now();
@@ -112,6 +136,7 @@ fn time_steps(
             timing.total.push(ms(t3 - t0));
         }
     }
+    timing.cpu = (process_cpu_ms() - cpu_start) / f64::from(steps);
     Ok(timing)
 }
 
@@ -214,8 +239,8 @@ fn main() -> Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     let (warmup, steps) = if quick { (1, 3) } else { (2, 15) };
     println!("batch {BATCH}, d_model 128, 4 layers, 4 heads, d_ff 512, 1 compute thread, median of {steps} timed steps");
-    println!("| model                        | step ms  | min ms   | fwd ms   | bwd ms   | optim ms | tokens/s  | peak MiB |");
-    println!("|------------------------------|----------|----------|----------|----------|----------|-----------|----------|");
+    println!("| model                        | step ms  | min ms   | cpu ms   | fwd ms   | bwd ms   | optim ms | tokens/s  | peak MiB |");
+    println!("|------------------------------|----------|----------|----------|----------|----------|----------|-----------|----------|");
     bench_causal_lm(Activation::Gelu, warmup, steps)?;
     bench_causal_lm(Activation::Relu, warmup, steps)?;
     bench_causal_lm(Activation::GeluTanh, warmup, steps)?;

@@ -34,6 +34,8 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
         Command::Run { overrides } => {
             let ovs = config::parse_overrides(&overrides)?;
             let loaded = crate::schema::load(&config_dir, &ovs)?;
+            // Before the first tensor op: candle reads its thread settings once.
+            crate::models::set_compute_threads(loaded.typed.train.threads);
             crate::interrupt::install();
             let outcome = job::run(&loaded, RunLocation::Fresh, log)?;
             println!("{}", outcome.dir.path.display());
@@ -48,7 +50,11 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
             let loaded = crate::schema::load(&config_dir, &ovs)?;
             let cfg = &loaded.typed;
             let started = std::time::Instant::now();
-            let info = crate::tasks::cache::ensure(&cfg.task, &cfg.paths.data, std::io::stderr().is_terminal())?;
+            let info = crate::tasks::cache::ensure(
+                &cfg.task,
+                &cfg.paths.data,
+                std::io::stderr().is_terminal(),
+            )?;
             println!(
                 "{} {} ({} histories, {} steps) in {:.2}s",
                 if info.reused { "reused" } else { "generated" },

@@ -30,7 +30,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the composed config as YAML, or the defaults tree.
-    #[command(after_help = "Examples:\n  adlab config\n  adlab config model=causal_lm optimizer.lr=1e-3 +train.note=hello\n  adlab config --info +experiment=bandit_ad\n  adlab config --resolve name")]
+    #[command(
+        after_help = "Examples:\n  adlab config\n  adlab config model=causal_lm optimizer.lr=1e-3 +train.note=hello\n  adlab config --info +experiment=bandit_ad\n  adlab config --resolve name"
+    )]
     Config {
         /// Overrides (key=value, group=option, +key=value, ++key=value, ~key).
         overrides: Vec<String>,
@@ -42,22 +44,26 @@ pub enum Command {
         info: bool,
     },
     /// Run one job: generate or load the learning histories, train, evaluate.
-    #[command(after_help = "Examples:\n  adlab run\n  adlab run task=darkroom model=rl_heads train.steps=300\n  adlab run +experiment=bandit_ad seed=3")]
+    #[command(
+        after_help = "Examples:\n  adlab run\n  adlab run task=darkroom model=rl_heads train.steps=300\n  adlab run +experiment=bandit_ad seed=3"
+    )]
     Run {
         /// Overrides (key=value, group=option, +key=value, ++key=value, ~key).
         overrides: Vec<String>,
     },
     /// Build (or reuse) the learning-history cache of a task config.
-    #[command(after_help = "Examples:\n  adlab generate task=darkroom\n  adlab generate task=bandit task.seed=1 paths.data=/scratch/data")]
+    #[command(
+        after_help = "Examples:\n  adlab generate task=darkroom\n  adlab generate task=bandit task.seed=1 paths.data=/scratch/data"
+    )]
     Generate {
         /// Overrides (key=value, group=option, ...).
         overrides: Vec<String>,
     },
     /// Print a shell completion script.
-    #[command(after_help = "Example:\n  adlab completions bash > ~/.local/share/bash-completion/completions/adlab")]
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    #[command(
+        after_help = "Example:\n  adlab completions bash > ~/.local/share/bash-completion/completions/adlab"
+    )]
+    Completions { shell: clap_complete::Shell },
 }
 
 impl Cli {

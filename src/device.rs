@@ -19,7 +19,9 @@ impl DeviceRequest {
             "cuda" => Ok(DeviceRequest::Cuda(0)),
             other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
                 Some(Ok(n)) => Ok(DeviceRequest::Cuda(n)),
-                _ => Err(format!("`{other}` is not a device; use `cpu`, `cuda:N` or `auto`")),
+                _ => Err(format!(
+                    "`{other}` is not a device; use `cpu`, `cuda:N` or `auto`"
+                )),
             },
         }
     }
@@ -83,6 +85,9 @@ mod tests {
     fn cuda_without_the_feature_is_a_clear_error() {
         let msg = DeviceRequest::Cuda(0).resolve().unwrap_err().to_string();
         assert!(msg.contains("--features cuda"), "{msg}");
-        assert!(matches!(DeviceRequest::Auto.resolve().unwrap(), candle_core::Device::Cpu));
+        assert!(matches!(
+            DeviceRequest::Auto.resolve().unwrap(),
+            candle_core::Device::Cpu
+        ));
     }
 }

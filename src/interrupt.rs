@@ -23,7 +23,9 @@ pub fn install() {
                 eprintln!("adlab: second interrupt, exiting now");
                 std::process::exit(130);
             }
-            eprintln!("adlab: interrupt received, stopping at the next safe point (again to force)");
+            eprintln!(
+                "adlab: interrupt received, stopping at the next safe point (again to force)"
+            );
         });
         if let Err(e) = result {
             tracing::warn!("cannot install the interrupt handler: {e}");

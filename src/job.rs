@@ -42,7 +42,10 @@ pub fn run(loaded: &LoadedConfig, location: RunLocation, log: &RunLogSlot) -> Re
     }
     crate::fsutil::write_atomic(&dir.config_path(), loaded.yaml().as_bytes())?;
     let overrides: Vec<String> = loaded.overrides.iter().map(|o| o.text.clone()).collect();
-    crate::fsutil::write_atomic(&dir.overrides_path(), serde_yaml_ng::to_string(&overrides)?.as_bytes())?;
+    crate::fsutil::write_atomic(
+        &dir.overrides_path(),
+        serde_yaml_ng::to_string(&overrides)?.as_bytes(),
+    )?;
     dir.write_meta(&meta)?;
     tracing::info!("run directory: {}", dir.path.display());
 
@@ -61,7 +64,10 @@ pub fn run(loaded: &LoadedConfig, location: RunLocation, log: &RunLogSlot) -> Re
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
-            (RunStatus::Failed, Some(format!("internal error (panic): {text}")))
+            (
+                RunStatus::Failed,
+                Some(format!("internal error (panic): {text}")),
+            )
         }
     };
     meta.finish(status, error.clone());

@@ -11,16 +11,10 @@ pub mod interrupt;
 pub mod job;
 pub mod launch;
 pub mod logging;
+pub mod models;
 pub mod pipeline;
 pub mod runs;
 pub mod schema;
 pub mod seed;
 pub mod tasks;
-
-/// Stand-ins until the models/training modules land in this crate.
-pub mod models {
-    pub type ModelConfig = serde_json::Value;
-}
-pub mod train {
-    pub type OptimizerConfig = serde_json::Value;
-}
+pub mod train;

@@ -44,7 +44,10 @@ impl<'a> MakeWriter<'a> for RunLogSlot {
 impl RunLogSlot {
     /// Sends subsequent events to `path` (appending, so a resumed run keeps its history).
     pub fn attach(&self, path: &Path) -> io::Result<()> {
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         if let Ok(mut g) = self.0.lock() {
             *g = Some(f);
         }
@@ -77,7 +80,11 @@ pub fn init(verbosity: i8) -> RunLogSlot {
     let slot = RunLogSlot::default();
     let console_filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("adlab={}", level_for(verbosity))));
-    let file_level = if verbosity > 0 { level_for(verbosity) } else { "info" };
+    let file_level = if verbosity > 0 {
+        level_for(verbosity)
+    } else {
+        "info"
+    };
     let file_filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("adlab={file_level}")));
     let console = tracing_subscriber::fmt::layer()
@@ -90,6 +97,9 @@ pub fn init(verbosity: i8) -> RunLogSlot {
         .with_ansi(false)
         .with_target(false)
         .with_filter(file_filter);
-    let _ = tracing_subscriber::registry().with(console).with(file).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(console)
+        .with(file)
+        .try_init();
     slot
 }

@@ -1,7 +1,9 @@
 //! The typed config: what every key means, its type, and the checks that go beyond types.
 //! Each section rejects unknown keys, so a typo is an error that names the key.
 
-use crate::config::{self, extract, ComposeOptions, Composed, ConfigError, ConfigRepo, Node, Override};
+use crate::config::{
+    self, extract, ComposeOptions, Composed, ConfigError, ConfigRepo, Node, Override,
+};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -140,9 +142,15 @@ fn validate(c: &AdlabConfig, tree: &Node) -> Result<(), ConfigError> {
     let fail = |key: &str, expected: &str| {
         Err(ConfigError::InvalidValue {
             key: key.to_string(),
-            value: tree.get(key).map(|n| n.value.to_inline()).unwrap_or_default(),
+            value: tree
+                .get(key)
+                .map(|n| n.value.to_inline())
+                .unwrap_or_default(),
             expected: expected.to_string(),
-            origin: tree.get(key).map(|n| n.source.to_string()).unwrap_or_default(),
+            origin: tree
+                .get(key)
+                .map(|n| n.source.to_string())
+                .unwrap_or_default(),
         })
     };
     if c.name.is_empty() || c.name.contains(['/', '\\']) || c.name == "." || c.name == ".." {
@@ -157,8 +165,11 @@ fn validate(c: &AdlabConfig, tree: &Node) -> Result<(), ConfigError> {
     if c.train.batch_size == 0 {
         return fail("train.batch_size", "at least 1");
     }
-    if c.train.grad_accum == 0 || c.train.batch_size % c.train.grad_accum != 0 {
-        return fail("train.grad_accum", "at least 1 and a divisor of train.batch_size");
+    if c.train.grad_accum == 0 || !c.train.batch_size.is_multiple_of(c.train.grad_accum) {
+        return fail(
+            "train.grad_accum",
+            "at least 1 and a divisor of train.batch_size",
+        );
     }
     if c.train.log_every == 0 {
         return fail("train.log_every", "at least 1");
@@ -176,15 +187,18 @@ fn validate(c: &AdlabConfig, tree: &Node) -> Result<(), ConfigError> {
     }
     crate::formats::config::check_compatible(&c.format, &c.model, tree)?;
     c.task.validate().map_err(|e| constraint(e, tree))?;
+    c.optimizer.validate().map_err(|e| constraint(e, tree))?;
     Ok(())
 }
 
 /// Wraps a section's own validation error, adding where the key it names came from.
 fn constraint(e: anyhow::Error, tree: &Node) -> ConfigError {
     let message = format!("{e:#}");
-    let key = message.split('`').nth(1).unwrap_or_default();
-    let origin = tree
-        .get(key)
+    // The first dotted word of the message that is a key of the tree.
+    let origin = message
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .filter(|w| w.contains('.'))
+        .find_map(|w| tree.get(w.trim_matches('.')))
         .map(|n| n.source.to_string())
         .unwrap_or_else(|| "the composed config".into());
     ConfigError::Constraint { message, origin }

@@ -40,10 +40,13 @@ impl Default for ComposeOptions {
 const MAX_OVERRIDE_PASSES: usize = 8;
 
 /// Composes the primary config of `repo` with `overrides` (single values only).
-pub fn compose(repo: &ConfigRepo, overrides: &[Override], opts: ComposeOptions) -> Result<Composed, ConfigError> {
-    let (group_ovs, value_ovs): (Vec<&Override>, Vec<&Override>) = overrides
-        .iter()
-        .partition(|o| repo.is_group(&o.key));
+pub fn compose(
+    repo: &ConfigRepo,
+    overrides: &[Override],
+    opts: ComposeOptions,
+) -> Result<Composed, ConfigError> {
+    let (group_ovs, value_ovs): (Vec<&Override>, Vec<&Override>) =
+        overrides.iter().partition(|o| repo.is_group(&o.key));
     for o in overrides {
         o.single_value()?;
     }
@@ -56,7 +59,11 @@ pub fn compose(repo: &ConfigRepo, overrides: &[Override], opts: ComposeOptions) 
         let origin = format!("command-line override `{}`", o.text);
         match o.kind {
             OverrideKind::Change | OverrideKind::Delete => {
-                let choice = if o.kind == OverrideKind::Delete { Choice::Null } else { choice };
+                let choice = if o.kind == OverrideKind::Delete {
+                    Choice::Null
+                } else {
+                    choice
+                };
                 forced.insert(o.key.clone(), ChoiceOverride { choice, origin });
                 must_exist.push(o);
             }
@@ -75,7 +82,12 @@ pub fn compose(repo: &ConfigRepo, overrides: &[Override], opts: ComposeOptions) 
     for o in &group_ovs {
         if o.kind == OverrideKind::ForceAdd && !present.contains(&o.key) {
             forced.shift_remove(&o.key);
-            appended.push((o.key.clone(), group_choice(o)?, o.package.clone(), o.text.clone()));
+            appended.push((
+                o.key.clone(),
+                group_choice(o)?,
+                o.package.clone(),
+                o.text.clone(),
+            ));
             rebuild = true;
         }
         if o.kind == OverrideKind::Add && present.contains(&o.key) {
@@ -117,7 +129,10 @@ pub fn compose(repo: &ConfigRepo, overrides: &[Override], opts: ComposeOptions) 
             let Some(value) = value else {
                 return Err(ConfigError::Defaults {
                     file: format!("{group}/auto"),
-                    message: format!("`_auto_` reads `{}`, which the composed config does not have", rule.key),
+                    message: format!(
+                        "`_auto_` reads `{}`, which the composed config does not have",
+                        rule.key
+                    ),
                 });
             };
             let Some(option) = rule.choices.get(&value) else {
@@ -159,7 +174,11 @@ pub fn compose(repo: &ConfigRepo, overrides: &[Override], opts: ComposeOptions) 
         config = resolve_interpolations(&config)?;
     }
     let choices = tree.choices();
-    Ok(Composed { config, tree, choices })
+    Ok(Composed {
+        config,
+        tree,
+        choices,
+    })
 }
 
 fn group_choice(o: &Override) -> Result<Choice, ConfigError> {
@@ -197,15 +216,25 @@ fn build_tree(
             seen_groups: Vec::new(),
         };
         let file = read_config_file(&primary_path)?;
-        let tree = build_node(&mut ctx, file, primary_path.clone(), None, None, String::new(), true)?;
+        let tree = build_node(
+            &mut ctx,
+            file,
+            primary_path.clone(),
+            None,
+            None,
+            String::new(),
+            true,
+        )?;
         let mut found: IndexMap<String, ChoiceOverride> = IndexMap::new();
         for (g, o) in ctx.seen_overrides {
             found.insert(g, o);
         }
         let stable = found.len() == config_overrides.len()
-            && found
-                .iter()
-                .all(|(g, o)| config_overrides.get(g).is_some_and(|p| p.choice == o.choice));
+            && found.iter().all(|(g, o)| {
+                config_overrides
+                    .get(g)
+                    .is_some_and(|p| p.choice == o.choice)
+            });
         if stable {
             for (g, o) in &found {
                 if !ctx.seen_groups.contains(g) {
@@ -227,7 +256,8 @@ fn build_tree(
     }
     Err(ConfigError::Defaults {
         file: primary_path.display().to_string(),
-        message: "`override` entries keep changing the defaults tree (a cycle between configs?)".into(),
+        message: "`override` entries keep changing the defaults tree (a cycle between configs?)"
+            .into(),
     })
 }
 
@@ -240,7 +270,10 @@ pub fn apply_value_override(config: &mut Node, o: &Override) -> Result<(), Confi
     let snapshot = config.clone();
     let blocked = |prefix: String| ConfigError::InvalidValue {
         key: prefix.clone(),
-        value: snapshot.get(&prefix).map(|n| n.value.to_inline()).unwrap_or_default(),
+        value: snapshot
+            .get(&prefix)
+            .map(|n| n.value.to_inline())
+            .unwrap_or_default(),
         expected: format!("a mapping, to hold `{key}`"),
         origin: origin.clone(),
     };
@@ -255,7 +288,10 @@ pub fn apply_value_override(config: &mut Node, o: &Override) -> Result<(), Confi
                     hint: Some(format!("to add a new key use `+{}`", o.text)),
                 });
             }
-            let value = o.single_value()?.cloned().expect("change overrides carry a value");
+            let value = o
+                .single_value()?
+                .cloned()
+                .expect("change overrides carry a value");
             config.set(&key, value, &source).map_err(blocked)
         }
         OverrideKind::Add => {
@@ -266,11 +302,17 @@ pub fn apply_value_override(config: &mut Node, o: &Override) -> Result<(), Confi
                     defined_at: e.source.to_string(),
                 });
             }
-            let value = o.single_value()?.cloned().expect("add overrides carry a value");
+            let value = o
+                .single_value()?
+                .cloned()
+                .expect("add overrides carry a value");
             config.set(&key, value, &source).map_err(blocked)
         }
         OverrideKind::ForceAdd => {
-            let value = o.single_value()?.cloned().expect("add overrides carry a value");
+            let value = o
+                .single_value()?
+                .cloned()
+                .expect("add overrides carry a value");
             config.set(&key, value, &source).map_err(blocked)
         }
         OverrideKind::Delete => {
@@ -288,7 +330,10 @@ pub fn apply_value_override(config: &mut Node, o: &Override) -> Result<(), Confi
                     return Err(ConfigError::InvalidValue {
                         key,
                         value: e.value.to_inline(),
-                        expected: format!("`{}` (the value `~key=value` deletes only on a match)", expected.value.to_inline()),
+                        expected: format!(
+                            "`{}` (the value `~key=value` deletes only on a match)",
+                            expected.value.to_inline()
+                        ),
                         origin,
                     });
                 }
@@ -323,24 +368,45 @@ mod tests {
     }
 
     fn get(c: &Composed, key: &str) -> String {
-        c.config.get(key).map(|n| n.value.to_inline()).unwrap_or_else(|| "<missing>".into())
+        c.config
+            .get(key)
+            .map(|n| n.value.to_inline())
+            .unwrap_or_else(|| "<missing>".into())
     }
 
     #[test]
     fn self_position_decides_who_wins() {
         let last = conf(&[
-            ("config.yaml", "defaults: [{db: a}, _self_]\ndb: {port: 1}\n"),
+            (
+                "config.yaml",
+                "defaults: [{db: a}, _self_]\ndb: {port: 1}\n",
+            ),
             ("db/a.yaml", "port: 2\nhost: x\n"),
         ]);
-        assert_eq!(get(&compose_with(last.path(), &[]).unwrap(), "db.port"), "1");
+        assert_eq!(
+            get(&compose_with(last.path(), &[]).unwrap(), "db.port"),
+            "1"
+        );
         let first = conf(&[
-            ("config.yaml", "defaults: [_self_, {db: a}]\ndb: {port: 1}\n"),
+            (
+                "config.yaml",
+                "defaults: [_self_, {db: a}]\ndb: {port: 1}\n",
+            ),
             ("db/a.yaml", "port: 2\n"),
         ]);
-        assert_eq!(get(&compose_with(first.path(), &[]).unwrap(), "db.port"), "2");
+        assert_eq!(
+            get(&compose_with(first.path(), &[]).unwrap(), "db.port"),
+            "2"
+        );
         // Without `_self_`, the config's own values win (Hydra >= 1.1).
-        let implicit = conf(&[("config.yaml", "defaults: [{db: a}]\ndb: {port: 1}\n"), ("db/a.yaml", "port: 2\n")]);
-        assert_eq!(get(&compose_with(implicit.path(), &[]).unwrap(), "db.port"), "1");
+        let implicit = conf(&[
+            ("config.yaml", "defaults: [{db: a}]\ndb: {port: 1}\n"),
+            ("db/a.yaml", "port: 2\n"),
+        ]);
+        assert_eq!(
+            get(&compose_with(implicit.path(), &[]).unwrap(), "db.port"),
+            "1"
+        );
     }
 
     #[test]
@@ -356,7 +422,10 @@ mod tests {
 
         let nested = conf(&[
             ("config.yaml", "defaults: [{task: t}]\n"),
-            ("task/t.yaml", "defaults: [{source: q}, _self_]\nname: t\nsource: {lr: 9}\n"),
+            (
+                "task/t.yaml",
+                "defaults: [{source: q}, _self_]\nname: t\nsource: {lr: 9}\n",
+            ),
             ("task/source/q.yaml", "algo: q\nlr: 1\n"),
             ("task/source/ppo.yaml", "algo: ppo\nlr: 2\n"),
         ]);
@@ -371,11 +440,17 @@ mod tests {
     #[test]
     fn experiments_override_groups_and_values_but_the_command_line_wins() {
         let c = conf(&[
-            ("config.yaml", "defaults: [{model: small}, _self_]\nsteps: 10\n"),
+            (
+                "config.yaml",
+                "defaults: [{model: small}, _self_]\nsteps: 10\n",
+            ),
             ("model/small.yaml", "d: 1\n"),
             ("model/big.yaml", "d: 2\n"),
             ("model/huge.yaml", "d: 3\n"),
-            ("experiment/e.yaml", "# @package _global_\ndefaults: [{override /model: big}]\nsteps: 99\n"),
+            (
+                "experiment/e.yaml",
+                "# @package _global_\ndefaults: [{override /model: big}]\nsteps: 99\n",
+            ),
         ]);
         let out = compose_with(c.path(), &["+experiment=e"]).unwrap();
         assert_eq!(get(&out, "model.d"), "2");
@@ -384,14 +459,19 @@ mod tests {
         assert_eq!(get(&out, "model.d"), "3");
         assert_eq!(get(&out, "steps"), "5");
         // An experiment must be added, not changed.
-        let msg = compose_with(c.path(), &["experiment=e"]).unwrap_err().to_string();
+        let msg = compose_with(c.path(), &["experiment=e"])
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("+experiment=e"), "{msg}");
     }
 
     #[test]
     fn null_and_optional_entries() {
         let c = conf(&[
-            ("config.yaml", "defaults: [{a: null}, {optional b: missing}, {optional c: here}]\n"),
+            (
+                "config.yaml",
+                "defaults: [{a: null}, {optional b: missing}, {optional c: here}]\n",
+            ),
             ("a/x.yaml", "v: 1\n"),
             ("b/other.yaml", "v: 1\n"),
             ("c/here.yaml", "v: 3\n"),
@@ -403,14 +483,20 @@ mod tests {
         let out = compose_with(c.path(), &["a=x"]).unwrap();
         assert_eq!(get(&out, "a.v"), "1");
         // A non-optional missing option is an error listing what exists.
-        let bad = conf(&[("config.yaml", "defaults: [{b: missing}]\n"), ("b/other.yaml", "v: 1\n")]);
+        let bad = conf(&[
+            ("config.yaml", "defaults: [{b: missing}]\n"),
+            ("b/other.yaml", "v: 1\n"),
+        ]);
         let msg = compose_with(bad.path(), &[]).unwrap_err().to_string();
         assert!(msg.contains("missing") && msg.contains("other"), "{msg}");
     }
 
     #[test]
     fn deleting_a_group_removes_its_values() {
-        let c = conf(&[("config.yaml", "defaults: [{a: x}]\n"), ("a/x.yaml", "v: 1\n")]);
+        let c = conf(&[
+            ("config.yaml", "defaults: [{a: x}]\n"),
+            ("a/x.yaml", "v: 1\n"),
+        ]);
         let out = compose_with(c.path(), &["~a"]).unwrap();
         assert_eq!(get(&out, "a"), "<missing>");
     }
@@ -419,17 +505,29 @@ mod tests {
     fn auto_options_follow_another_key() {
         let c = conf(&[
             ("config.yaml", "defaults: [{format: auto}, {model: m1}]\n"),
-            ("format/auto.yaml", "_auto_: {key: model.kind, choices: {k1: f1, k2: f2}}\n"),
+            (
+                "format/auto.yaml",
+                "_auto_: {key: model.kind, choices: {k1: f1, k2: f2}}\n",
+            ),
             ("format/f1.yaml", "kind: one\n"),
             ("format/f2.yaml", "kind: two\n"),
             ("model/m1.yaml", "kind: k1\n"),
             ("model/m2.yaml", "kind: k2\n"),
         ]);
-        assert_eq!(get(&compose_with(c.path(), &[]).unwrap(), "format.kind"), "one");
+        assert_eq!(
+            get(&compose_with(c.path(), &[]).unwrap(), "format.kind"),
+            "one"
+        );
         let out = compose_with(c.path(), &["model=m2"]).unwrap();
         assert_eq!(get(&out, "format.kind"), "two");
         assert!(out.tree.render(c.path()).contains("format: auto -> f2"));
-        assert_eq!(get(&compose_with(c.path(), &["model=m2", "format=f1"]).unwrap(), "format.kind"), "one");
+        assert_eq!(
+            get(
+                &compose_with(c.path(), &["model=m2", "format=f1"]).unwrap(),
+                "format.kind"
+            ),
+            "one"
+        );
     }
 
     #[test]
@@ -443,22 +541,40 @@ mod tests {
         assert!(compose_with(c.path(), &["+a.b=3"]).is_err());
         assert!(compose_with(c.path(), &["a.zz=3"]).is_err());
         assert!(compose_with(c.path(), &["~nothing"]).is_err());
-        assert!(compose_with(c.path(), &["~a.b=7"]).is_err(), "delete with a non-matching value");
-        assert_eq!(get(&compose_with(c.path(), &["~a.b=1"]).unwrap(), "a.b"), "<missing>");
-        let msg = compose_with(c.path(), &["a.b.c=1"]).unwrap_err().to_string();
+        assert!(
+            compose_with(c.path(), &["~a.b=7"]).is_err(),
+            "delete with a non-matching value"
+        );
+        assert_eq!(
+            get(&compose_with(c.path(), &["~a.b=1"]).unwrap(), "a.b"),
+            "<missing>"
+        );
+        let msg = compose_with(c.path(), &["a.b.c=1"])
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("a.b.c"), "{msg}");
     }
 
     #[test]
     fn overrides_interpolate_after_composition() {
-        let c = conf(&[("config.yaml", "defaults: [{m: x}]\nname: ${m.name}-run\n"), ("m/x.yaml", "name: x\n"), ("m/y.yaml", "name: y\n")]);
-        assert_eq!(get(&compose_with(c.path(), &["m=y"]).unwrap(), "name"), "y-run");
+        let c = conf(&[
+            ("config.yaml", "defaults: [{m: x}]\nname: ${m.name}-run\n"),
+            ("m/x.yaml", "name: x\n"),
+            ("m/y.yaml", "name: y\n"),
+        ]);
+        assert_eq!(
+            get(&compose_with(c.path(), &["m=y"]).unwrap(), "name"),
+            "y-run"
+        );
     }
 
     #[test]
     fn override_entries_must_target_a_group_in_the_tree() {
         let c = conf(&[
-            ("config.yaml", "defaults: [{model: a}, {override modle: b}]\n"),
+            (
+                "config.yaml",
+                "defaults: [{model: a}, {override modle: b}]\n",
+            ),
             ("model/a.yaml", "d: 1\n"),
             ("model/b.yaml", "d: 2\n"),
         ]);
@@ -468,7 +584,10 @@ mod tests {
 
     #[test]
     fn yaml_errors_in_option_files_name_the_file_and_line() {
-        let c = conf(&[("config.yaml", "defaults: [{m: x}]\n"), ("m/x.yaml", "a: 1\nb: [1,\nc: 2\n")]);
+        let c = conf(&[
+            ("config.yaml", "defaults: [{m: x}]\n"),
+            ("m/x.yaml", "a: 1\nb: [1,\nc: 2\n"),
+        ]);
         let msg = compose_with(c.path(), &[]).unwrap_err().to_string();
         assert!(msg.contains("x.yaml") && msg.contains("line"), "{msg}");
     }

@@ -37,7 +37,9 @@ pub enum DefaultsEntry {
         is_override: bool,
     },
     /// A plain config file of the same folder (`- base`).
-    Config { path: String },
+    Config {
+        path: String,
+    },
 }
 
 /// A node of the defaults tree: one loaded config file and the configs it is composed from.
@@ -63,7 +65,7 @@ pub struct DefaultsNode {
 #[derive(Debug, Clone)]
 pub enum TreeItem {
     SelfBody,
-    Child(DefaultsNode),
+    Child(Box<DefaultsNode>),
 }
 
 /// `_auto_: {key: model.kind, choices: {rl_heads: rl, ...}}` in an option file.
@@ -103,7 +105,12 @@ pub fn take_defaults(body: &mut Node, file: &str) -> Result<Vec<DefaultsEntry>, 
     let items = match list.value {
         Value::List(items) => items,
         Value::Null => return Ok(Vec::new()),
-        other => return Err(bad(format!("`defaults` must be a list, found a {}", other.type_name()))),
+        other => {
+            return Err(bad(format!(
+                "`defaults` must be a list, found a {}",
+                other.type_name()
+            )))
+        }
     };
     let mut out = Vec::new();
     for item in items {
@@ -187,15 +194,23 @@ fn package_for(group: &str, entry_package: Option<&str>, header: Option<&str>) -
 
 /// Reads `_auto_` out of an option body.
 fn take_auto(body: &mut Node, file: &str) -> Result<Option<AutoRule>, ConfigError> {
-    let Some(map) = body.as_map_mut() else { return Ok(None) };
-    let Some(auto) = map.shift_remove("_auto_") else { return Ok(None) };
+    let Some(map) = body.as_map_mut() else {
+        return Ok(None);
+    };
+    let Some(auto) = map.shift_remove("_auto_") else {
+        return Ok(None);
+    };
     let bad = |m: &str| ConfigError::Defaults {
         file: file.to_string(),
         message: format!("`_auto_` {m}"),
     };
     let key = match auto.get("key").map(|n| &n.value) {
         Some(Value::Str(s)) => s.clone(),
-        _ => return Err(bad("needs `key:` naming the config key that picks the option")),
+        _ => {
+            return Err(bad(
+                "needs `key:` naming the config key that picks the option",
+            ))
+        }
     };
     let mut choices = IndexMap::new();
     match auto.get("choices").and_then(Node::as_map) {
@@ -273,7 +288,7 @@ pub fn build_node(
                     other => other,
                 })?;
                 let child = build_node(ctx, f, p, None, None, package.clone(), false)?;
-                items.push(TreeItem::Child(child));
+                items.push(TreeItem::Child(Box::new(child)));
             }
             DefaultsEntry::Group {
                 group: g,
@@ -306,7 +321,7 @@ pub fn build_node(
                     continue;
                 };
                 if optional && !ctx.repo.has_option(&abs, &opt) {
-                    items.push(TreeItem::Child(DefaultsNode {
+                    items.push(TreeItem::Child(Box::new(DefaultsNode {
                         group: Some(abs),
                         requested: None,
                         option: Some(opt),
@@ -316,13 +331,13 @@ pub fn build_node(
                         items: Vec::new(),
                         missing_optional: true,
                         auto: None,
-                    }));
+                    })));
                     continue;
                 }
                 let (f, p) = ctx.repo.load_option(&abs, &opt, &origin)?;
                 let pkg = package_for(&abs, pkg.as_deref(), f.package.as_deref());
                 let child = build_node(ctx, f, p, Some(abs), Some(opt), pkg, false)?;
-                items.push(TreeItem::Child(child));
+                items.push(TreeItem::Child(Box::new(child)));
             }
         }
     }
@@ -479,11 +494,29 @@ mod tests {
         .unwrap();
         let entries = take_defaults(&mut body, "f.yaml").unwrap();
         assert_eq!(entries[0], DefaultsEntry::SelfRef);
-        assert_eq!(entries[1], DefaultsEntry::Config { path: "base".into() });
-        assert!(matches!(&entries[3], DefaultsEntry::Group { optional: true, .. }));
-        assert!(matches!(&entries[4], DefaultsEntry::Group { is_override: true, group, .. } if group == "/model"));
-        assert!(matches!(&entries[5], DefaultsEntry::Group { package: Some(p), .. } if p == "backup"));
-        assert!(matches!(&entries[6], DefaultsEntry::Group { choice: Choice::Null, .. }));
+        assert_eq!(
+            entries[1],
+            DefaultsEntry::Config {
+                path: "base".into()
+            }
+        );
+        assert!(matches!(
+            &entries[3],
+            DefaultsEntry::Group { optional: true, .. }
+        ));
+        assert!(
+            matches!(&entries[4], DefaultsEntry::Group { is_override: true, group, .. } if group == "/model")
+        );
+        assert!(
+            matches!(&entries[5], DefaultsEntry::Group { package: Some(p), .. } if p == "backup")
+        );
+        assert!(matches!(
+            &entries[6],
+            DefaultsEntry::Group {
+                choice: Choice::Null,
+                ..
+            }
+        ));
         assert!(body.get("defaults").is_none());
         assert!(body.get("a").is_some());
     }
@@ -492,7 +525,10 @@ mod tests {
     fn packages_follow_hydra_rules() {
         assert_eq!(package_for("task/source", None, None), "task.source");
         assert_eq!(package_for("experiment", None, Some("_global_")), "");
-        assert_eq!(package_for("db", Some("backup"), Some("_global_")), "backup");
+        assert_eq!(
+            package_for("db", Some("backup"), Some("_global_")),
+            "backup"
+        );
         assert_eq!(package_for("db", Some("_group_"), None), "db");
         assert_eq!(absolute_group("task", "source"), "task/source");
         assert_eq!(absolute_group("task", "/model"), "model");

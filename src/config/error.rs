@@ -221,7 +221,10 @@ mod tests {
     #[test]
     fn nearest_finds_typos_and_rejects_strangers() {
         let keys = ["optimizer.lr", "optimizer.betas", "train.steps"];
-        assert_eq!(nearest("optimizer.lrr", keys).as_deref(), Some("optimizer.lr"));
+        assert_eq!(
+            nearest("optimizer.lrr", keys).as_deref(),
+            Some("optimizer.lr")
+        );
         assert_eq!(nearest("train.step", keys).as_deref(), Some("train.steps"));
         assert_eq!(nearest("zzzzzzzz", keys), None);
     }

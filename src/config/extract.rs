@@ -34,7 +34,10 @@ fn to_figment(node: &Node) -> FValue {
         Value::Float(x) => FValue::Num(tag, Num::F64(*x)),
         Value::Str(s) => FValue::String(tag, s.clone()),
         Value::List(items) => FValue::Array(tag, items.iter().map(to_figment).collect()),
-        Value::Map(m) => FValue::Dict(tag, m.iter().map(|(k, v)| (k.clone(), to_figment(v))).collect()),
+        Value::Map(m) => FValue::Dict(
+            tag,
+            m.iter().map(|(k, v)| (k.clone(), to_figment(v))).collect(),
+        ),
     }
 }
 
@@ -109,11 +112,18 @@ fn map_error(config: &Node, mut path: Vec<String>, kind: figment::error::Kind) -
             }
             invalid(config, &key, &exp)
         }
-        Kind::InvalidLength(len, expected) => invalid(config, &join(&path), &format!("{expected} (got {len} items)")),
+        Kind::InvalidLength(len, expected) => invalid(
+            config,
+            &join(&path),
+            &format!("{expected} (got {len} items)"),
+        ),
         Kind::Message(msg) => from_message(config, &path, &msg),
         other => ConfigError::InvalidValue {
             key: join(&path),
-            value: config.get(&join(&path)).map(|n| n.value.to_inline()).unwrap_or_default(),
+            value: config
+                .get(&join(&path))
+                .map(|n| n.value.to_inline())
+                .unwrap_or_default(),
             expected: other.to_string(),
             origin: origin_of(config, &join(&path)),
         },
@@ -123,15 +133,29 @@ fn map_error(config: &Node, mut path: Vec<String>, kind: figment::error::Kind) -
 fn invalid(config: &Node, key: &str, expected: &str) -> ConfigError {
     ConfigError::InvalidValue {
         key: key.to_string(),
-        value: config.get(key).map(|n| n.value.to_inline()).unwrap_or_default(),
+        value: config
+            .get(key)
+            .map(|n| n.value.to_inline())
+            .unwrap_or_default(),
         expected: expected.to_string(),
         origin: origin_of(config, key),
     }
 }
 
-fn unknown_key<'a>(config: &Node, key: &str, parent: &str, expected: impl Iterator<Item = &'a str>) -> ConfigError {
+fn unknown_key<'a>(
+    config: &Node,
+    key: &str,
+    parent: &str,
+    expected: impl Iterator<Item = &'a str>,
+) -> ConfigError {
     let candidates: Vec<String> = expected
-        .map(|f| if parent.is_empty() { f.to_string() } else { format!("{parent}.{f}") })
+        .map(|f| {
+            if parent.is_empty() {
+                f.to_string()
+            } else {
+                format!("{parent}.{f}")
+            }
+        })
         .collect();
     ConfigError::UnknownKey {
         key: key.to_string(),
@@ -160,13 +184,21 @@ fn from_message(config: &Node, path: &[String], msg: &str) -> ConfigError {
     let ticked: Vec<&str> = msg.split('`').skip(1).step_by(2).collect();
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let field = rest.split('`').next().unwrap_or_default();
-        let key = if parent.is_empty() { field.to_string() } else { format!("{parent}.{field}") };
+        let key = if parent.is_empty() {
+            field.to_string()
+        } else {
+            format!("{parent}.{field}")
+        };
         return unknown_key(config, &key, &parent, ticked.iter().skip(1).copied());
     }
     if let Some(rest) = msg.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or_default();
         return ConfigError::MissingKey {
-            key: if parent.is_empty() { field.to_string() } else { format!("{parent}.{field}") },
+            key: if parent.is_empty() {
+                field.to_string()
+            } else {
+                format!("{parent}.{field}")
+            },
             origin: origin_of(config, &parent),
         };
     }
@@ -183,14 +215,22 @@ fn from_message(config: &Node, path: &[String], msg: &str) -> ConfigError {
     }
     if let Some(rest) = msg.strip_prefix("invalid type: ") {
         // "invalid type: string \"abc\", expected f64"
-        let (actual, expected) = rest.split_once(", expected ").unwrap_or((rest, "another type"));
-        let literal = actual.split_once(' ').map(|(_, v)| v.trim_matches('"')).unwrap_or("");
+        let (actual, expected) = rest
+            .split_once(", expected ")
+            .unwrap_or((rest, "another type"));
+        let literal = actual
+            .split_once(' ')
+            .map(|(_, v)| v.trim_matches('"'))
+            .unwrap_or("");
         let key = find_leaf_with_value(config, &parent, literal).unwrap_or(parent.clone());
         return invalid(config, &key, &humanize_expected(expected));
     }
     ConfigError::InvalidValue {
         key: parent.clone(),
-        value: config.get(&parent).map(|n| n.value.to_inline()).unwrap_or_default(),
+        value: config
+            .get(&parent)
+            .map(|n| n.value.to_inline())
+            .unwrap_or_default(),
         expected: msg.to_string(),
         origin: origin_of(config, &parent),
     }
@@ -202,7 +242,13 @@ fn find_leaf_with_value(config: &Node, under: &str, literal: &str) -> Option<Str
         .leaf_paths()
         .into_iter()
         .filter(|p| node.get(p).is_some_and(|n| n.value.to_inline() == literal))
-        .map(|p| if under.is_empty() { p } else { format!("{under}.{p}") })
+        .map(|p| {
+            if under.is_empty() {
+                p
+            } else {
+                format!("{under}.{p}")
+            }
+        })
         .collect();
     (hits.len() == 1).then(|| hits[0].clone())
 }
@@ -250,18 +296,29 @@ mod tests {
 
     #[test]
     fn type_errors_name_key_value_type_and_origin() {
-        let mut t = tree("{optimizer: {lr: 0.1, steps: 3}, kind: {kind: a, size: 1}}", Source::Builtin("file"));
+        let mut t = tree(
+            "{optimizer: {lr: 0.1, steps: 3}, kind: {kind: a, size: 1}}",
+            Source::Builtin("file"),
+        );
         let o = crate::config::overrides::parse_override("optimizer.lr=abc").unwrap();
         crate::config::compose::apply_value_override(&mut t, &o).unwrap();
         let msg = extract::<Root>(&t).unwrap_err().to_string();
-        for part in ["optimizer.lr", "abc", "number", "command-line override `optimizer.lr=abc`"] {
+        for part in [
+            "optimizer.lr",
+            "abc",
+            "number",
+            "command-line override `optimizer.lr=abc`",
+        ] {
             assert!(msg.contains(part), "missing {part:?} in {msg}");
         }
     }
 
     #[test]
     fn unknown_keys_inside_tagged_enums_are_located() {
-        let t = tree("{optimizer: {lr: 0.1, steps: 3}, kind: {kind: a, sise: 1}}", Source::Builtin("file"));
+        let t = tree(
+            "{optimizer: {lr: 0.1, steps: 3}, kind: {kind: a, sise: 1}}",
+            Source::Builtin("file"),
+        );
         let err = extract::<Root>(&t).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("kind.sise"), "{msg}");
@@ -270,21 +327,30 @@ mod tests {
 
     #[test]
     fn unknown_variant_suggests() {
-        let t = tree("{optimizer: {lr: 0.1, steps: 3}, kind: {kind: c, size: 1}}", Source::Builtin("file"));
+        let t = tree(
+            "{optimizer: {lr: 0.1, steps: 3}, kind: {kind: c, size: 1}}",
+            Source::Builtin("file"),
+        );
         let msg = extract::<Root>(&t).unwrap_err().to_string();
         assert!(msg.contains("kind.kind") && msg.contains("a, b"), "{msg}");
     }
 
     #[test]
     fn missing_keys_are_named() {
-        let t = tree("{optimizer: {lr: 0.1}, kind: {kind: a, size: 1}}", Source::Builtin("file"));
+        let t = tree(
+            "{optimizer: {lr: 0.1}, kind: {kind: a, size: 1}}",
+            Source::Builtin("file"),
+        );
         let msg = extract::<Root>(&t).unwrap_err().to_string();
         assert!(msg.contains("optimizer.steps"), "{msg}");
     }
 
     #[test]
     fn ints_are_accepted_for_floats() {
-        let t = tree("{optimizer: {lr: 1, steps: 3}, kind: {kind: b, size: 1}}", Source::Builtin("file"));
+        let t = tree(
+            "{optimizer: {lr: 1, steps: 3}, kind: {kind: b, size: 1}}",
+            Source::Builtin("file"),
+        );
         let r: Root = extract(&t).unwrap();
         assert_eq!(r.optimizer.lr, 1.0);
     }

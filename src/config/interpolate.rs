@@ -71,7 +71,12 @@ impl Resolver<'_> {
         Ok(resolved)
     }
 
-    fn resolve_node(&mut self, node: &Node, path: &str, chain: &mut Vec<String>) -> Result<Node, ConfigError> {
+    fn resolve_node(
+        &mut self,
+        node: &Node,
+        path: &str,
+        chain: &mut Vec<String>,
+    ) -> Result<Node, ConfigError> {
         match &node.value {
             Value::Str(s) if s.contains("${") => self.resolve_string(s, node, path, chain),
             Value::List(items) => {
@@ -84,7 +89,10 @@ impl Resolver<'_> {
             Value::Map(m) => {
                 let mut out = m.clone();
                 for (k, v) in m {
-                    out.insert(k.clone(), self.resolve_node(v, &format!("{path}.{k}"), chain)?);
+                    out.insert(
+                        k.clone(),
+                        self.resolve_node(v, &format!("{path}.{k}"), chain)?,
+                    );
                 }
                 Ok(Node::new(Value::Map(out), node.source.clone()))
             }
@@ -92,7 +100,13 @@ impl Resolver<'_> {
         }
     }
 
-    fn resolve_string(&mut self, s: &str, node: &Node, path: &str, chain: &mut Vec<String>) -> Result<Node, ConfigError> {
+    fn resolve_string(
+        &mut self,
+        s: &str,
+        node: &Node,
+        path: &str,
+        chain: &mut Vec<String>,
+    ) -> Result<Node, ConfigError> {
         let pieces = split_interpolations(s).map_err(|m| ConfigError::Interpolation {
             key: path.to_string(),
             message: m,
@@ -113,7 +127,10 @@ impl Resolver<'_> {
                         Value::Map(_) | Value::List(_) => {
                             return Err(ConfigError::Interpolation {
                                 key: path.to_string(),
-                                message: format!("`${{{expr}}}` is a {} and cannot be spliced into a string", n.value.type_name()),
+                                message: format!(
+                                    "`${{{expr}}}` is a {} and cannot be spliced into a string",
+                                    n.value.type_name()
+                                ),
                             })
                         }
                         v => out.push_str(&v.to_inline()),
@@ -124,7 +141,12 @@ impl Resolver<'_> {
         Ok(Node::new(Value::Str(out), node.source.clone()))
     }
 
-    fn evaluate(&mut self, expr: &str, path: &str, chain: &mut Vec<String>) -> Result<Node, ConfigError> {
+    fn evaluate(
+        &mut self,
+        expr: &str,
+        path: &str,
+        chain: &mut Vec<String>,
+    ) -> Result<Node, ConfigError> {
         let src = || std::sync::Arc::new(super::node::Source::Builtin("interpolation"));
         if let Some(fmt) = expr.strip_prefix("now:") {
             let mut text = String::new();
@@ -228,7 +250,10 @@ mod tests {
     #[test]
     fn chains_resolve() {
         let t = tree("{a: '${b}', b: '${c}', c: 1}");
-        assert_eq!(resolve_interpolations(&t).unwrap().get("a").unwrap().value, Value::Int(1));
+        assert_eq!(
+            resolve_interpolations(&t).unwrap().get("a").unwrap().value,
+            Value::Int(1)
+        );
     }
 
     #[test]
@@ -256,6 +281,9 @@ mod tests {
     #[test]
     fn escaped_dollar_is_literal() {
         let t = tree(r"{a: '\${b}'}");
-        assert_eq!(resolve_interpolations(&t).unwrap().get("a").unwrap().value, Value::Str("${b}".into()));
+        assert_eq!(
+            resolve_interpolations(&t).unwrap().get("a").unwrap().value,
+            Value::Str("${b}".into())
+        );
     }
 }

@@ -21,7 +21,10 @@ pub enum Source {
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Source::File { path, line: Some(l) } => write!(f, "{}:{}", path.display(), l),
+            Source::File {
+                path,
+                line: Some(l),
+            } => write!(f, "{}:{}", path.display(), l),
             Source::File { path, line: None } => write!(f, "{}", path.display()),
             Source::Override(text) => write!(f, "command-line override `{text}`"),
             Source::Builtin(what) => write!(f, "{what}"),

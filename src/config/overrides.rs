@@ -59,10 +59,19 @@ pub enum Sweep {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Distribution {
-    Uniform { low: f64, high: f64 },
-    LogUniform { low: f64, high: f64 },
+    Uniform {
+        low: f64,
+        high: f64,
+    },
+    LogUniform {
+        low: f64,
+        high: f64,
+    },
     /// Integers in `[low, high]` inclusive.
-    Int { low: i64, high: i64 },
+    Int {
+        low: i64,
+        high: i64,
+    },
 }
 
 impl Override {
@@ -135,7 +144,7 @@ pub fn parse_override(text: &str) -> Result<Override, ConfigError> {
     };
     if value_part.is_none() && kind != OverrideKind::Delete {
         return Err(bad(
-            "expected `key=value` (or `~key` to delete a key)".to_string(),
+            "expected `key=value` (or `~key` to delete a key)".to_string()
         ));
     }
     let (key, package) = match key_part.split_once('@') {
@@ -149,7 +158,9 @@ pub fn parse_override(text: &str) -> Result<Override, ConfigError> {
         .chars()
         .find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/')))
     {
-        return Err(bad(format!("the key `{key}` contains `{c}`; keys are letters, digits, `_`, `-`, `.` and `/`")));
+        return Err(bad(format!(
+            "the key `{key}` contains `{c}`; keys are letters, digits, `_`, `-`, `.` and `/`"
+        )));
     }
     if key.split(['.', '/']).any(str::is_empty) {
         return Err(bad(format!("the key `{key}` has an empty segment")));
@@ -185,7 +196,10 @@ pub fn parse_value(text: &str, source: &Arc<Source>) -> Result<OverrideValue, St
     if let Some(sweep) = p.try_function()? {
         p.skip_ws();
         if !p.at_end() {
-            return Err(format!("unexpected `{}` after the sweep function", p.rest()));
+            return Err(format!(
+                "unexpected `{}` after the sweep function",
+                p.rest()
+            ));
         }
         return Ok(OverrideValue::Sweep(sweep));
     }
@@ -473,14 +487,20 @@ fn number(node: &Node, what: &str) -> Result<f64, String> {
     match node.value {
         Value::Int(i) => Ok(i as f64),
         Value::Float(x) => Ok(x),
-        _ => Err(format!("{what} must be a number, got `{}`", node.value.to_inline())),
+        _ => Err(format!(
+            "{what} must be a number, got `{}`",
+            node.value.to_inline()
+        )),
     }
 }
 
 fn integer(node: &Node, what: &str) -> Result<i64, String> {
     match node.value {
         Value::Int(i) => Ok(i),
-        _ => Err(format!("{what} must be an integer, got `{}`", node.value.to_inline())),
+        _ => Err(format!(
+            "{what} must be an integer, got `{}`",
+            node.value.to_inline()
+        )),
     }
 }
 
@@ -491,10 +511,16 @@ fn strings(node: &Node, what: &str) -> Result<Vec<String>, String> {
             .iter()
             .map(|i| match &i.value {
                 Value::Str(s) => Ok(s.clone()),
-                other => Err(format!("{what} patterns must be strings, got `{}`", other.to_inline())),
+                other => Err(format!(
+                    "{what} patterns must be strings, got `{}`",
+                    other.to_inline()
+                )),
             })
             .collect(),
-        other => Err(format!("{what} must be a pattern or a list of patterns, got `{}`", other.to_inline())),
+        other => Err(format!(
+            "{what} must be a pattern or a list of patterns, got `{}`",
+            other.to_inline()
+        )),
     }
 }
 
@@ -514,10 +540,12 @@ fn build_sweep(
             out[i] = Some(v.clone());
         }
         for (k, v) in &named {
-            let i = params
-                .iter()
-                .position(|p| p == k)
-                .ok_or_else(|| format!("{name}() has no argument `{k}` (it takes {})", params.join(", ")))?;
+            let i = params.iter().position(|p| p == k).ok_or_else(|| {
+                format!(
+                    "{name}() has no argument `{k}` (it takes {})",
+                    params.join(", ")
+                )
+            })?;
             out[i] = Some(v.clone());
         }
         Ok(out)
@@ -615,7 +643,13 @@ pub fn render_value(value: &Value) -> String {
         Value::Map(map) => {
             let inner: Vec<String> = map
                 .iter()
-                .map(|(k, n)| format!("{}:{}", render_value(&Value::Str(k.clone())), render_value(&n.value)))
+                .map(|(k, n)| {
+                    format!(
+                        "{}:{}",
+                        render_value(&Value::Str(k.clone())),
+                        render_value(&n.value)
+                    )
+                })
                 .collect();
             format!("{{{}}}", inner.join(","))
         }
@@ -660,7 +694,10 @@ mod tests {
     fn prefixes_set_the_kind() {
         assert_eq!(parse_override("a=1").unwrap().kind, OverrideKind::Change);
         assert_eq!(parse_override("+a=1").unwrap().kind, OverrideKind::Add);
-        assert_eq!(parse_override("++a=1").unwrap().kind, OverrideKind::ForceAdd);
+        assert_eq!(
+            parse_override("++a=1").unwrap().kind,
+            OverrideKind::ForceAdd
+        );
         let del = parse_override("~eval").unwrap();
         assert_eq!(del.kind, OverrideKind::Delete);
         assert_eq!(del.key, "eval");
@@ -683,7 +720,10 @@ mod tests {
         assert_eq!(single("a="), Value::Str(String::new()));
         assert_eq!(single("device=cuda:0"), Value::Str("cuda:0".into()));
         assert_eq!(single("a=1.2.3"), Value::Str("1.2.3".into()));
-        assert_eq!(single("a=${model.name}-x"), Value::Str("${model.name}-x".into()));
+        assert_eq!(
+            single("a=${model.name}-x"),
+            Value::Str("${model.name}-x".into())
+        );
     }
 
     #[test]
@@ -712,19 +752,33 @@ mod tests {
         }
         assert_eq!(
             sweep("seed=range(3)"),
-            Sweep::Range { start: 0.0, stop: 3.0, step: 1.0 }
+            Sweep::Range {
+                start: 0.0,
+                stop: 3.0,
+                step: 1.0
+            }
         );
         assert_eq!(
             sweep("seed=range(1, 10, step=2)"),
-            Sweep::Range { start: 1.0, stop: 10.0, step: 2.0 }
+            Sweep::Range {
+                start: 1.0,
+                stop: 10.0,
+                step: 2.0
+            }
         );
         assert_eq!(
             sweep("task=glob(dark*, exclude=[darkroom_hard])"),
-            Sweep::Glob { include: vec!["dark*".into()], exclude: vec!["darkroom_hard".into()] }
+            Sweep::Glob {
+                include: vec!["dark*".into()],
+                exclude: vec!["darkroom_hard".into()]
+            }
         );
         assert_eq!(
             sweep("lr=loguniform(1e-5, 1e-2)"),
-            Sweep::Distribution(Distribution::LogUniform { low: 1e-5, high: 1e-2 })
+            Sweep::Distribution(Distribution::LogUniform {
+                low: 1e-5,
+                high: 1e-2
+            })
         );
         assert!(parse_override("a=[1,2],[3]").unwrap().is_sweep());
     }
@@ -738,7 +792,17 @@ mod tests {
 
     #[test]
     fn malformed_overrides_are_errors() {
-        for bad in ["a", "=1", "a=[1,2", "a={x 1}", "a b=1", "a=foo(1)", "a='x", "a..b=1", "a=range(1,2,0)"] {
+        for bad in [
+            "a",
+            "=1",
+            "a=[1,2",
+            "a={x 1}",
+            "a b=1",
+            "a=foo(1)",
+            "a='x",
+            "a..b=1",
+            "a=range(1,2,0)",
+        ] {
             assert!(parse_override(bad).is_err(), "{bad} should fail");
         }
     }
@@ -766,7 +830,11 @@ mod tests {
                     v.into_iter().map(|x| Node::new(x, src.clone())).collect()
                 )),
                 prop::collection::vec(("[a-z][a-z0-9_]{0,5}", inner), 0..4).prop_map(move |kv| {
-                    Value::Map(kv.into_iter().map(|(k, v)| (k, Node::new(v, src2.clone()))).collect())
+                    Value::Map(
+                        kv.into_iter()
+                            .map(|(k, v)| (k, Node::new(v, src2.clone())))
+                            .collect(),
+                    )
                 }),
             ]
         })

@@ -46,7 +46,9 @@ impl ConfigRepo {
     /// All config groups, as slash paths (`task`, `task/source`), sorted.
     pub fn groups(&self) -> Vec<String> {
         fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
-            let Ok(entries) = std::fs::read_dir(dir) else { return };
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
             for e in entries.flatten() {
                 if e.path().is_dir() {
                     let name = e.file_name().to_string_lossy().to_string();
@@ -78,7 +80,8 @@ impl ConfigRepo {
             .flatten()
             .filter_map(|e| {
                 let p = e.path();
-                let is_yaml = matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml"));
+                let is_yaml =
+                    matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml"));
                 if p.is_file() && is_yaml {
                     p.file_stem().map(|s| s.to_string_lossy().to_string())
                 } else {
@@ -91,7 +94,12 @@ impl ConfigRepo {
     }
 
     /// Loads option `name` of `group`, or fails listing the group's options.
-    pub fn load_option(&self, group: &str, name: &str, origin: &str) -> Result<(ConfigFile, PathBuf), ConfigError> {
+    pub fn load_option(
+        &self,
+        group: &str,
+        name: &str,
+        origin: &str,
+    ) -> Result<(ConfigFile, PathBuf), ConfigError> {
         if !self.is_group(group) {
             let groups = self.groups();
             return Err(ConfigError::UnknownGroup {
@@ -119,8 +127,11 @@ impl ConfigRepo {
 
     /// Whether option `name` exists in `group` (for `optional` defaults entries).
     pub fn has_option(&self, group: &str, name: &str) -> bool {
-        ["yaml", "yml"]
-            .iter()
-            .any(|ext| self.root.join(group).join(format!("{name}.{ext}")).is_file())
+        ["yaml", "yml"].iter().any(|ext| {
+            self.root
+                .join(group)
+                .join(format!("{name}.{ext}"))
+                .is_file()
+        })
     }
 }

@@ -63,8 +63,15 @@ pub enum TokenizerConfig {
 }
 
 /// A format must suit the model: RL tuples feed `rl_heads`, text feeds `causal_lm`.
-pub fn check_compatible<M>(format: &FormatConfig, _model: &M, tree: &Node) -> Result<(), ConfigError> {
-    let model_kind = tree.get("model.kind").map(|n| n.value.to_inline()).unwrap_or_default();
+pub fn check_compatible<M>(
+    format: &FormatConfig,
+    _model: &M,
+    tree: &Node,
+) -> Result<(), ConfigError> {
+    let model_kind = tree
+        .get("model.kind")
+        .map(|n| n.value.to_inline())
+        .unwrap_or_default();
     let wanted = match model_kind.as_str() {
         "rl_heads" => "rl",
         "causal_lm" => "language",

@@ -169,7 +169,7 @@ impl Mlp {
     }
 
     pub fn forward(&self, x: &Tensor, rng: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
-        let hidden = self.activation.apply(&self.c_fc.forward(x)?)?;
+        let hidden = self.c_fc.forward_with(x, Some(self.activation))?;
         dropout(&self.c_proj.forward(&hidden)?, self.dropout, rng)
     }
 }

@@ -113,17 +113,25 @@ impl Conv1D {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, None)
+    }
+
+    /// `activation(x W + b)`; with a bias this is one fused graph node ([`super::ops::linear`]).
+    pub fn forward_with(&self, x: &Tensor, activation: Option<Activation>) -> Result<Tensor> {
+        if let Some(b) = &self.bias {
+            return super::ops::linear(x, &self.weight, b, activation);
+        }
         let dims = x.dims().to_vec();
         let d_in = dims[dims.len() - 1];
         let n = x.elem_count() / d_in;
         let y = x.reshape((n, d_in))?.matmul(&self.weight)?;
-        let y = match &self.bias {
-            Some(b) => super::ops::add_bias(&y, b)?,
-            None => y,
-        };
         let mut out_dims = dims;
         *out_dims.last_mut().unwrap() = self.weight.dim(1)?;
-        y.reshape(out_dims)
+        let y = y.reshape(out_dims)?;
+        match activation {
+            Some(act) => act.apply(&y),
+            None => Ok(y),
+        }
     }
 }
 

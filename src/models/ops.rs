@@ -12,11 +12,14 @@
 //!   softmax, weighted values, merge heads) as one graph node. candle's backward allocates a
 //!   zero tensor and an add for every node it visits, so collapsing ~18 small nodes into one
 //!   with a hand-written backward (built from untracked tensor ops) saves a large share of
-//!   the backward pass.
+//!   the backward pass;
+//! * [`linear`]: GPT-2's Conv1D `x W + b`, optionally followed by the MLP activation, as one
+//!   node for the same reason.
 //!
 //! Backward passes return constant tensors (no second-order gradients). Each is checked
 //! against finite differences in the tests.
 
+use super::layers::Activation;
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, Device, Layout, Result, Shape, Tensor, D,
 };
@@ -405,6 +408,135 @@ pub fn causal_attention(qkv: &Tensor, n_heads: usize) -> Result<Tensor> {
     })
 }
 
+fn activation_value(act: Activation, z: f32) -> f32 {
+    match act {
+        Activation::Relu => z.max(0.0),
+        Activation::Gelu => 0.5 * z * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2)),
+        Activation::GeluTanh => z / (1.0 + (-GELU_K * (z + GELU_C * z * z * z)).exp()),
+    }
+}
+
+fn activation_slope(act: Activation, z: f32) -> f32 {
+    match act {
+        Activation::Relu => {
+            if z > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Activation::Gelu => {
+            let cdf = 0.5 * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2));
+            cdf + z * 0.398_942_3 * (-0.5 * z * z).exp()
+        }
+        Activation::GeluTanh => {
+            let s = 1.0 / (1.0 + (-GELU_K * (z + GELU_C * z * z * z)).exp());
+            s + z * s * (1.0 - s) * GELU_K * (1.0 + 3.0 * GELU_C * z * z)
+        }
+    }
+}
+
+struct LinearOp {
+    activation: Option<Activation>,
+    /// `x W + b` before the activation, kept for the backward pass.
+    pre_activation: Mutex<Option<Vec<f32>>>,
+}
+
+impl CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "adlab-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, "linear x")?;
+        let w = f32_slice(s2, l2, "linear weight")?;
+        let b = f32_slice(s3, l3, "linear bias")?;
+        let (d_in, d_out) = l2.shape().dims2()?;
+        let n = x.len() / d_in;
+        let x2 = Tensor::from_slice(x, (n, d_in), &Device::Cpu)?;
+        let w = Tensor::from_slice(w, (d_in, d_out), &Device::Cpu)?;
+        let mut z = x2.matmul(&w)?.flatten_all()?.to_vec1::<f32>()?;
+        for row in z.chunks_exact_mut(d_out) {
+            for (v, bi) in row.iter_mut().zip(b) {
+                *v += bi;
+            }
+        }
+        let y = match self.activation {
+            Some(act) => {
+                let y = z.iter().map(|&v| activation_value(act, v)).collect();
+                *self.pre_activation.lock().unwrap() = Some(z);
+                y
+            }
+            None => z,
+        };
+        let mut dims = l1.shape().dims().to_vec();
+        *dims.last_mut().expect("rank >= 1") = d_out;
+        Ok((CpuStorage::F32(y), Shape::from(dims)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (d_in, d_out) = w.dims2()?;
+        let n = x.elem_count() / d_in;
+        let mut dz = host(grad)?;
+        if let Some(act) = self.activation {
+            let guard = self.pre_activation.lock().unwrap();
+            let Some(z) = guard.as_ref() else {
+                candle_core::bail!("linear: backward without forward state");
+            };
+            for (g, &zv) in dz.iter_mut().zip(z) {
+                *g *= activation_slope(act, zv);
+            }
+        }
+        let mut db = vec![0f32; d_out];
+        for row in dz.chunks_exact(d_out) {
+            for (acc, v) in db.iter_mut().zip(row) {
+                *acc += v;
+            }
+        }
+        let dz = Tensor::from_vec(dz, (n, d_out), x.device())?;
+        let x2 = x.reshape((n, d_in))?;
+        let dx = dz.matmul(&w.t()?)?.reshape(x.shape())?;
+        let dw = x2.t()?.matmul(&dz)?;
+        Ok((
+            Some(dx),
+            Some(dw),
+            Some(Tensor::from_vec(db, b.shape(), b.device())?),
+        ))
+    }
+}
+
+/// `activation(x W + b)` over the last dimension of `x` (`W: [in, out]`, `b: [out]`).
+pub fn linear(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    activation: Option<Activation>,
+) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(
+        weight,
+        bias,
+        LinearOp {
+            activation,
+            pre_activation: Mutex::new(None),
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,5 +715,54 @@ mod tests {
             .max(0)
             .unwrap();
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+    }
+
+    #[test]
+    fn linear_matches_matmul_and_finite_differences() {
+        let x: Vec<f32> = (0..2 * 3 * 4)
+            .map(|i| ((i * 5 % 9) as f32 - 4.0) * 0.3)
+            .collect();
+        let w: Vec<f32> = (0..4 * 5)
+            .map(|i| ((i * 3 % 7) as f32 - 3.0) * 0.25)
+            .collect();
+        let b = vec![0.1f32, -0.2, 0.3, 0.0, 0.5];
+        for act in [
+            None,
+            Some(Activation::Relu),
+            Some(Activation::Gelu),
+            Some(Activation::GeluTanh),
+        ] {
+            check_gradients(
+                &[x.clone(), w.clone(), b.clone()],
+                &[&[2, 3, 4], &[4, 5], &[5]],
+                &|t| linear(&t[0], &t[1], &t[2], act).unwrap(),
+            );
+            let dev = Device::Cpu;
+            let (xt, wt, bt) = (
+                Tensor::from_vec(x.clone(), (2, 3, 4), &dev).unwrap(),
+                Tensor::from_vec(w.clone(), (4, 5), &dev).unwrap(),
+                Tensor::from_vec(b.clone(), 5, &dev).unwrap(),
+            );
+            let z = xt
+                .broadcast_matmul(&wt)
+                .unwrap()
+                .broadcast_add(&bt)
+                .unwrap();
+            let reference = match act {
+                None => z,
+                Some(a) => a.apply(&z).unwrap(),
+            };
+            let got = linear(&xt, &wt, &bt, act).unwrap();
+            assert_eq!(got.dims(), &[2, 3, 5]);
+            let diff = (got - reference)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap();
+            assert!(diff.to_scalar::<f32>().unwrap() < 1e-5, "{act:?}");
+        }
     }
 }

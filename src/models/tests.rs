@@ -9,6 +9,10 @@ use candle_core::{Device, Tensor};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+// The shipped config files (paths relative to this source file).
+const RL_HEADS_YAML: &str = include_str!("../../conf/model/rl_heads.yaml");
+const CAUSAL_LM_YAML: &str = include_str!("../../conf/model/causal_lm.yaml");
+
 pub(crate) fn tiny_rl_config(layout: TokenLayout, position: PositionEmbedding) -> RlHeadsConfig {
     RlHeadsConfig {
         name: "rl_heads".into(),
@@ -149,15 +153,9 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 
 #[test]
 fn model_config_parses_by_kind_and_rejects_unknown_keys() {
-    let rl: ModelConfig = serde_yaml_ng::from_str(
-        &std::fs::read_to_string("/work/main/conf/model/rl_heads.yaml").unwrap(),
-    )
-    .unwrap();
+    let rl: ModelConfig = serde_yaml_ng::from_str(RL_HEADS_YAML).unwrap();
     assert_eq!((rl.name(), rl.kind()), ("rl_heads", "rl_heads"));
-    let lm: ModelConfig = serde_yaml_ng::from_str(
-        &std::fs::read_to_string("/work/main/conf/model/causal_lm.yaml").unwrap(),
-    )
-    .unwrap();
+    let lm: ModelConfig = serde_yaml_ng::from_str(CAUSAL_LM_YAML).unwrap();
     assert_eq!((lm.name(), lm.kind()), ("causal_lm", "causal_lm"));
     let mut text = serde_yaml_ng::to_string(&lm).unwrap();
     text.push_str("d_modle: 3\n");
@@ -210,9 +208,12 @@ fn rl_heads_every_parameter_gets_a_gradient() {
 
 /// The shipped YAML defaults (dropout, masking, heads), shrunk to test size.
 fn yaml_defaults(kind: &str) -> ModelConfig {
-    let path = format!("/work/main/conf/model/{kind}.yaml");
-    let mut cfg: ModelConfig =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let text = if kind == "rl_heads" {
+        RL_HEADS_YAML
+    } else {
+        CAUSAL_LM_YAML
+    };
+    let mut cfg: ModelConfig = serde_yaml_ng::from_str(text).unwrap();
     match &mut cfg {
         ModelConfig::RlHeads(c) => {
             (c.d_model, c.n_layers, c.n_heads, c.d_ff, c.context_steps) = (16, 2, 2, 32, 6);

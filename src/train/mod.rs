@@ -3,5 +3,8 @@
 pub mod checkpoint;
 pub mod clip;
 pub mod guard;
+pub mod metrics_log;
 pub mod optim;
 pub mod schedule;
+
+pub use optim::OptimizerConfig;

@@ -291,10 +291,7 @@ mod tests {
     use candle_nn::{Init, VarMap};
 
     pub(crate) fn config() -> OptimizerConfig {
-        serde_yaml_ng::from_str(
-            &std::fs::read_to_string("/work/main/conf/optimizer/adamw.yaml").unwrap(),
-        )
-        .unwrap()
+        serde_yaml_ng::from_str(include_str!("../../conf/optimizer/adamw.yaml")).unwrap()
     }
 
     #[test]

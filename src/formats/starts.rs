@@ -1,0 +1,86 @@
+//! Where context windows start: the table of valid (history, start step) pairs of one split,
+//! drawn uniformly for training and evenly spaced for validation. Shared by the RL windows
+//! (fixed number of steps) and the LM windows (fixed token budget), which differ only in how
+//! many starts each history has.
+
+use rand::Rng;
+
+/// A window's first step: `history` indexes the dataset's history list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WindowStart {
+    pub history: usize,
+    pub start: usize,
+}
+
+/// Valid starts of the histories of one split.
+#[derive(Debug, Clone, Default)]
+pub struct StartTable {
+    /// History indices with at least one start.
+    histories: Vec<usize>,
+    /// Cumulative number of starts, `cumulative[i]` = starts of histories before `i`.
+    cumulative: Vec<u64>,
+    total: u64,
+}
+
+impl StartTable {
+    /// `starts` lists `(history index, number of valid starts)`; histories with none are
+    /// skipped.
+    pub fn new(starts: impl IntoIterator<Item = (usize, usize)>) -> StartTable {
+        let mut table = StartTable::default();
+        for (h, n) in starts {
+            if n > 0 {
+                table.histories.push(h);
+                table.cumulative.push(table.total);
+                table.total += n as u64;
+            }
+        }
+        table
+    }
+
+    /// Number of (history, start) pairs.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    fn at(&self, k: u64) -> WindowStart {
+        let i = self.cumulative.partition_point(|&c| c <= k) - 1;
+        WindowStart {
+            history: self.histories[i],
+            start: (k - self.cumulative[i]) as usize,
+        }
+    }
+
+    /// A start drawn uniformly over all (history, start) pairs; `None` if the table is empty.
+    pub fn sample(&self, rng: &mut impl Rng) -> Option<WindowStart> {
+        (self.total > 0).then(|| self.at(rng.random_range(0..self.total)))
+    }
+
+    /// `n` starts evenly spaced over all pairs (all of them if there are fewer): the same
+    /// set every time, so validation numbers compare across steps and runs.
+    pub fn evenly_spaced(&self, n: usize) -> Vec<WindowStart> {
+        let n = (n as u64).min(self.total);
+        (0..n)
+            .map(|k| self.at((u128::from(k) * u128::from(self.total) / u128::from(n)) as u64))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_cover_every_pair_and_skip_empty_histories() {
+        let t = StartTable::new([(0, 2), (1, 0), (2, 3)]);
+        assert_eq!(t.len(), 5);
+        let all = t.evenly_spaced(100);
+        let pairs: Vec<(usize, usize)> = all.iter().map(|w| (w.history, w.start)).collect();
+        assert_eq!(pairs, [(0, 0), (0, 1), (2, 0), (2, 1), (2, 2)]);
+        assert_eq!(t.evenly_spaced(2).len(), 2);
+        assert!(StartTable::new([(0, 0)]).evenly_spaced(3).is_empty());
+    }
+}
