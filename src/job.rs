@@ -29,9 +29,10 @@ pub struct RunOutcome {
 /// failure is recorded); returns `Err` only when the run directory itself cannot be written.
 pub fn run(loaded: &LoadedConfig, location: RunLocation, log: &RunLogSlot) -> Result<RunOutcome> {
     let cfg = &loaded.typed;
-    let dir = match location {
-        RunLocation::Fresh => RunDir::create(&cfg.paths.runs, &cfg.name)?,
-        RunLocation::At(p) => RunDir::at(p)?,
+    // An existing directory (a sweep job, a run being resumed) continues from its checkpoint.
+    let (dir, resume) = match location {
+        RunLocation::Fresh => (RunDir::create(&cfg.paths.runs, &cfg.name)?, false),
+        RunLocation::At(p) => (RunDir::at(p)?, true),
     };
     log.attach(&dir.log_path())
         .with_context(|| format!("opening {}", dir.log_path().display()))?;
@@ -50,7 +51,7 @@ pub fn run(loaded: &LoadedConfig, location: RunLocation, log: &RunLogSlot) -> Re
     tracing::info!("run directory: {}", dir.path.display());
 
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        crate::pipeline::run_pipeline(loaded, &dir, &mut meta)
+        crate::pipeline::run_pipeline(loaded, &dir, &mut meta, resume)
     }));
     let (status, error) = match result {
         Ok(Ok(())) => (RunStatus::Completed, None),

@@ -1,12 +1,22 @@
 //! The stages of one run: resolve the device, generate or load the learning histories,
 //! train, evaluate. Each stage checks for an interrupt before it starts.
 
+use crate::formats::config::FormatConfig;
+use crate::models::ModelConfig;
 use crate::runs::{RunDir, RunMeta};
 use crate::schema::LoadedConfig;
+use crate::train::rl_learner::RlLearner;
+use crate::train::trainer::train;
 use anyhow::Result;
 use std::io::IsTerminal;
 
-pub fn run_pipeline(loaded: &LoadedConfig, dir: &RunDir, meta: &mut RunMeta) -> Result<()> {
+/// Runs every stage. `resume` continues training from `dir`'s checkpoint if it has one.
+pub fn run_pipeline(
+    loaded: &LoadedConfig,
+    dir: &RunDir,
+    meta: &mut RunMeta,
+    resume: bool,
+) -> Result<()> {
     let cfg = &loaded.typed;
     crate::interrupt::check()?;
     let request = crate::device::DeviceRequest::parse(&cfg.device).map_err(anyhow::Error::msg)?;
@@ -25,5 +35,30 @@ pub fn run_pipeline(loaded: &LoadedConfig, dir: &RunDir, meta: &mut RunMeta) -> 
         if cache.reused { ", reused" } else { "" }
     );
     crate::interrupt::check()?;
+
+    let dataset = crate::tasks::cache::load(&cache.dir)?;
+    let suite = dataset.suite()?;
+    let resume = resume || cfg.train.resume;
+    match (&cfg.model, &cfg.format) {
+        (ModelConfig::RlHeads(m), FormatConfig::Rl(_)) => {
+            let mut learner =
+                RlLearner::new(m, suite.spec(), &dataset.histories, cfg.seed, &device)?;
+            log_model_size(&learner.model.params());
+            train(&mut learner, cfg, dir, resume)?;
+        }
+        (model, format) => anyhow::bail!(
+            "model.kind `{}` cannot learn format.kind `{}` yet",
+            model.kind(),
+            format.kind()
+        ),
+    }
     Ok(())
+}
+
+fn log_model_size(params: &crate::models::ParamSet) {
+    tracing::info!(
+        "model: {} parameter tensors, {} parameters",
+        params.len(),
+        params.numel()
+    );
 }

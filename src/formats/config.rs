@@ -40,9 +40,13 @@ pub struct RlFormatConfig {
 #[serde(deny_unknown_fields)]
 pub struct LanguageFormatConfig {
     pub name: String,
-    /// Template (minijinja) rendering one step. Variables: `state` (list of numbers, already
-    /// formatted), `state_names` (e.g. `[x, y]`), `action` (the action's name), `action_id`,
-    /// `reward` (formatted), `step`, `episode`.
+    /// Template (minijinja) rendering one step. Variables: `state` (list of strings: grid
+    /// coordinates, or features with `precision` decimals), `state_names` (e.g. `[x, y]`),
+    /// `action` (the action's name), `action_id`, `action_symbol` (first letter if unique
+    /// across actions, else the index), `reward` (formatted), `step` (index within the
+    /// episode, from 0), `episode`. The action (through one of its three variables) and the
+    /// reward must each appear exactly once, unfiltered, action first (see
+    /// `formats::language`).
     pub step: String,
     /// Text written after each episode's last step.
     pub episode_separator: String,

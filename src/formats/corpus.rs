@@ -8,7 +8,7 @@
 //! more tokens per step than encoding the whole text; none for the byte tokenizer). The BPE
 //! is trained on the same segments, so it learns no merge it could never use.
 
-use super::language::{LanguageFormat, StepPosition, StateRef};
+use super::language::{LanguageFormat, StateRef, StepPosition, StepSpans};
 use crate::tasks::{LearningHistory, Split, StateSpace};
 use anyhow::Result;
 
@@ -22,6 +22,20 @@ pub struct StepText {
 }
 
 impl StepText {
+    /// The step `spans` locates in `rendered` (e.g. one the evaluator just rendered).
+    pub fn from_spans(rendered: &str, spans: &StepSpans) -> StepText {
+        let at = spans.step.start;
+        StepText {
+            text: rendered[at..spans.end].to_string(),
+            edges: [
+                spans.action.start - at,
+                spans.action.end - at,
+                spans.reward.start - at,
+                spans.reward.end - at,
+            ],
+        }
+    }
+
     pub fn segments(&self) -> [&str; 5] {
         let [a, b, c, d] = self.edges;
         let t = &self.text;
@@ -51,20 +65,15 @@ pub fn step_texts(
         };
         let done = history.dones[t];
         buf.clear();
-        let spans =
-            format.render_step(&mut buf, state, history.actions[t], history.rewards[t], pos, done)?;
-        each(
-            t,
-            StepText {
-                text: buf.clone(),
-                edges: [
-                    spans.action.start,
-                    spans.action.end,
-                    spans.reward.start,
-                    spans.reward.end,
-                ],
-            },
+        let spans = format.render_step(
+            &mut buf,
+            state,
+            history.actions[t],
+            history.rewards[t],
+            pos,
+            done,
         )?;
+        each(t, StepText::from_spans(&buf, &spans))?;
         step_in_episode = if done { 0 } else { step_in_episode + 1 };
     }
     Ok(())
@@ -78,7 +87,10 @@ pub fn bpe_corpus(
     histories: &[LearningHistory],
     max_steps: usize,
 ) -> Result<Vec<String>> {
-    let train: Vec<&LearningHistory> = histories.iter().filter(|h| h.split == Split::Train).collect();
+    let train: Vec<&LearningHistory> = histories
+        .iter()
+        .filter(|h| h.split == Split::Train)
+        .collect();
     let total: usize = train.iter().map(|h| h.len()).sum();
     let every = total.div_ceil(max_steps.max(1)).max(1);
     let mut corpus = Vec::new();
@@ -86,7 +98,7 @@ pub fn bpe_corpus(
     for h in train {
         let offset = global;
         step_texts(format, h, |t, step| {
-            if (offset + t) % every == 0 {
+            if (offset + t).is_multiple_of(every) {
                 corpus.extend(
                     step.segments()
                         .iter()

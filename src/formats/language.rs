@@ -74,7 +74,7 @@ pub struct StepPosition {
 }
 
 /// A step's text around its action and reward.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StepFrame {
     pub before_action: String,
     pub between: String,
@@ -203,8 +203,7 @@ impl LanguageFormat {
             })
             .collect();
         format.check_fields_render_as_is(probe_state)?;
-        if let (StateSpace::Discrete { n_states, .. }, false) =
-            (&spec.state, format.uses_position)
+        if let (StateSpace::Discrete { n_states, .. }, false) = (&spec.state, format.uses_position)
         {
             format.frames = (0..*n_states as u32)
                 .map(|s| {
@@ -213,8 +212,30 @@ impl LanguageFormat {
                         .map(|(f, _)| f)
                 })
                 .collect::<Result<_>>()?;
+            if let Some((a, b)) = format.indistinguishable_states() {
+                tracing::warn!(
+                    "format `{}`: states {a} and {b} of `{}` render the same text; a model \
+                     reading this format cannot tell them apart",
+                    config.name,
+                    spec.kind
+                );
+            }
         }
         Ok(format)
+    }
+
+    /// Two discrete states whose steps render identically (e.g. `join('')` of coordinates on
+    /// a grid wider than 10: (1,12) and (11,2) both give `112`), if any. Only checked for
+    /// templates that do not use `step`/`episode`.
+    pub fn indistinguishable_states(&self) -> Option<(u32, u32)> {
+        let mut seen: std::collections::HashMap<&StepFrame, u32> = Default::default();
+        for (s, f) in self.frames.iter().enumerate() {
+            if let Some(&first) = seen.get(f) {
+                return Some((first, s as u32));
+            }
+            seen.insert(f, s as u32);
+        }
+        None
     }
 
     pub fn config(&self) -> &LanguageFormatConfig {
@@ -363,7 +384,11 @@ impl LanguageFormat {
         Ok((frame, field))
     }
 
-    fn sentinel_frame(&self, state: StateRef, pos: StepPosition) -> Result<(StepFrame, ActionField)> {
+    fn sentinel_frame(
+        &self,
+        state: StateRef,
+        pos: StepPosition,
+    ) -> Result<(StepFrame, ActionField)> {
         self.sentinel_frame_with(&self.state_strings(state)?, pos)
     }
 
@@ -509,8 +534,15 @@ mod tests {
     fn render_one(name: &str, state: u32, action: u32, reward: f32, done: bool) -> String {
         let f = LanguageFormat::new(&language(name), &darkroom_spec()).unwrap();
         let mut out = String::new();
-        f.render_step(&mut out, StateRef::Id(state), action, reward, StepPosition::default(), done)
-            .unwrap();
+        f.render_step(
+            &mut out,
+            StateRef::Id(state),
+            action,
+            reward,
+            StepPosition::default(),
+            done,
+        )
+        .unwrap();
         out
     }
 
@@ -532,15 +564,26 @@ mod tests {
         let f = LanguageFormat::new(&language("verbose"), &darkroom_spec()).unwrap();
         let mut out = String::from("prefix\n");
         let s = f
-            .render_step(&mut out, StateRef::Id(40), 2, 1.0, StepPosition::default(), true)
+            .render_step(
+                &mut out,
+                StateRef::Id(40),
+                2,
+                1.0,
+                StepPosition::default(),
+                true,
+            )
             .unwrap();
-        assert_eq!(&out[s.step.clone()], "state: x=4 y=4 action: right reward: 1\n");
+        assert_eq!(
+            &out[s.step.clone()],
+            "state: x=4 y=4 action: right reward: 1\n"
+        );
         assert_eq!(&out[s.action], "right");
         assert_eq!(&out[s.reward], "1");
         assert_eq!(&out[s.step.end..s.end], "###\n");
         assert_eq!(s.end, out.len());
         assert_eq!(
-            f.action_prompt(StateRef::Id(40), StepPosition::default()).unwrap(),
+            f.action_prompt(StateRef::Id(40), StepPosition::default())
+                .unwrap(),
             "state: x=4 y=4 action: "
         );
         assert_eq!(f.action_texts(), ["noop", "up", "right", "down", "left"]);
@@ -551,14 +594,32 @@ mod tests {
     fn continuous_states_and_rewards_use_the_precision() {
         let spec = crate::tasks::env::cartpole::CartPole::spec(500);
         let mut cfg = language("coords");
-        cfg.step = "{{ state | join(' ') }} {{ action_symbol }} {{ reward }} e{{ episode }}s{{ step }}\n".into();
+        cfg.step =
+            "{{ state | join(' ') }} {{ action_symbol }} {{ reward }} e{{ episode }}s{{ step }}\n"
+                .into();
         let f = LanguageFormat::new(&cfg, &spec).unwrap();
         let mut out = String::new();
-        let pos = StepPosition { step: 3, episode: 7 };
-        f.render_step(&mut out, StateRef::Features(&[0.123, -0.001, -1.5, 2.0]), 1, 1.0, pos, false)
-            .unwrap();
+        let pos = StepPosition {
+            step: 3,
+            episode: 7,
+        };
+        f.render_step(
+            &mut out,
+            StateRef::Features(&[0.123, -0.001, -1.5, 2.0]),
+            1,
+            1.0,
+            pos,
+            false,
+        )
+        .unwrap();
         assert_eq!(out, "0.12 0.00 -1.50 2.00 r 1 e7s3\n");
-        let dense = RewardText::new(&EnvSpec { reward: RewardKind::Continuous, ..spec }, 2);
+        let dense = RewardText::new(
+            &EnvSpec {
+                reward: RewardKind::Continuous,
+                ..spec
+            },
+            2,
+        );
         assert_eq!(dense.format(1.0), "1.00");
         assert!(dense.matches("0.25", 0.2549));
         assert!(!dense.matches("0.25", 0.26));
@@ -566,14 +627,42 @@ mod tests {
     }
 
     #[test]
+    fn states_rendering_alike_are_found() {
+        let wide = crate::tasks::env::grid::DarkRoom::spec(17, 50);
+        let symbols = LanguageFormat::new(&language("symbols"), &wide).unwrap();
+        let (a, b) = symbols.indistinguishable_states().unwrap();
+        let text = |s| {
+            symbols
+                .action_prompt(StateRef::Id(s), StepPosition::default())
+                .unwrap()
+        };
+        assert_eq!(text(a), text(b));
+        assert_ne!(a, b);
+        let coords = LanguageFormat::new(&language("coords"), &wide).unwrap();
+        assert_eq!(coords.indistinguishable_states(), None);
+    }
+
+    #[test]
     fn template_errors_name_format_step() {
         let spec = darkroom_spec();
         let cases = [
-            ("({{ state | join(',') }} {{ action }} {{ reward }\n", "syntax"),
+            (
+                "({{ state | join(',') }} {{ action }} {{ reward }\n",
+                "syntax",
+            ),
             ("{{ state }} {{ acton }} {{ reward }}\n", "acton"),
-            ("{{ state }} {{ reward }}\n", "action must appear exactly once"),
-            ("{{ action }} {{ action_symbol }} {{ reward }}\n", "action must appear exactly once"),
-            ("{{ state }} {{ action }}\n", "`reward` must appear exactly once"),
+            (
+                "{{ state }} {{ reward }}\n",
+                "action must appear exactly once",
+            ),
+            (
+                "{{ action }} {{ action_symbol }} {{ reward }}\n",
+                "action must appear exactly once",
+            ),
+            (
+                "{{ state }} {{ action }}\n",
+                "`reward` must appear exactly once",
+            ),
             ("{{ reward }} {{ action }}\n", "before the reward"),
             ("{{ action | upper }} {{ reward }}\n", "as-is"),
             ("{{ action }} {{ reward }} {{ state[7] }}\n", "format.step"),
@@ -584,6 +673,18 @@ mod tests {
             let err = format!("{:#}", LanguageFormat::new(&cfg, &spec).unwrap_err());
             assert!(err.contains("format.step"), "{step:?}: {err}");
             assert!(err.contains(expected), "{step:?}: {err}");
+        }
+    }
+}
+#[cfg(test)]
+mod show_errors_tmp {
+    #[test]
+    fn show() {
+        let spec = crate::formats::testdata::darkroom_spec();
+        for step in ["({{ state | join(',') }} {{ action }} {{ reward }\n", "{{ state }} {{ acton }} {{ reward }}\n", "{{ action }} {{ reward }} {{ state[7] }}\n", "{{ action | upper }} {{ reward }}\n", "{{ action }} {{ reward | foo }}\n"] {
+            let mut cfg = crate::formats::testdata::language("coords");
+            cfg.step = step.into();
+            println!("{:#}", super::LanguageFormat::new(&cfg, &spec).unwrap_err());
         }
     }
 }

@@ -12,7 +12,7 @@
 //! Steps are tokenised once each and interned (discrete tasks repeat a few hundred distinct
 //! step texts), so a history costs a step-kind id and a token offset per step.
 
-use super::corpus::step_texts;
+use super::corpus::{step_texts, StepText};
 use super::language::LanguageFormat;
 use super::starts::{StartTable, WindowStart};
 use super::tokenizer::TextTokenizer;
@@ -22,12 +22,14 @@ use rand::Rng;
 use std::collections::HashMap;
 use std::ops::Range;
 
-/// One distinct rendered step as tokens; ranges index `tokens`.
+/// One rendered step as tokens, encoded segment by segment (see [`super::corpus`]) so the
+/// action and reward are whole tokens; ranges index `tokens`. The evaluator must encode its
+/// context the same way for the model to see what it was trained on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct StepTokens {
-    tokens: Vec<u32>,
-    action: Range<usize>,
-    reward: Range<usize>,
+pub struct StepTokens {
+    pub tokens: Vec<u32>,
+    pub action: Range<usize>,
+    pub reward: Range<usize>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -233,6 +235,11 @@ impl LmWindows {
 }
 
 impl StepTokens {
+    /// Encodes one step (as [`step_texts`] or [`super::corpus::StepText::from_spans`] give).
+    pub fn from_step(step: &StepText, tokenizer: &TextTokenizer) -> Result<StepTokens> {
+        StepTokens::encode(&step.text, step.edges, tokenizer, &mut HashMap::new())
+    }
+
     fn encode(
         text: &str,
         edges: [usize; 4],
@@ -240,7 +247,13 @@ impl StepTokens {
         cache: &mut HashMap<String, Vec<u32>>,
     ) -> Result<StepTokens> {
         let [a, b, c, d] = edges;
-        let segments = [&text[..a], &text[a..b], &text[b..c], &text[c..d], &text[d..]];
+        let segments = [
+            &text[..a],
+            &text[a..b],
+            &text[b..c],
+            &text[c..d],
+            &text[d..],
+        ];
         let mut tokens = Vec::new();
         let mut bounds = [0usize; 5];
         for (i, seg) in segments.iter().enumerate() {
@@ -263,5 +276,119 @@ impl StepTokens {
             action: bounds[0]..bounds[1],
             reward: bounds[2]..bounds[3],
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::corpus::bpe_corpus;
+    use crate::formats::testdata::{dataset, language};
+    use crate::seed;
+
+    /// Checks every row against the rendered history: whole steps from the start, as many as
+    /// fit, shifted inputs, and masks exactly on the action and reward tokens.
+    fn check_rows(
+        f: &LanguageFormat,
+        tok: &TextTokenizer,
+        histories: &[LearningHistory],
+        b: &LmWindowBatch,
+    ) {
+        let t = b.seq_len;
+        for (row, w) in b.starts.iter().enumerate() {
+            let r = f.render_history(&histories[w.history]).unwrap();
+            let (ids, targets) = (&b.input_ids[row * t..][..t], &b.targets[row * t..][..t]);
+            let real = b.loss_mask[row * t..][..t]
+                .iter()
+                .filter(|&&m| m == 1.0)
+                .count();
+            let steps = &b.steps[row];
+            let last = w.start + steps.len() - 1;
+            let text = &r.text[r.steps[w.start].step.start..r.steps[last].end];
+            assert_eq!(tok.decode(&targets[..real]).unwrap(), text, "row {row}");
+            assert_eq!(ids[0], tok.end_of_text_id());
+            assert_eq!(&ids[1..real], &targets[..real - 1]);
+            if last + 1 < r.steps.len() {
+                let next = &r.text[r.steps[last + 1].step.start..r.steps[last + 1].end];
+                assert!(
+                    real + tok.encode(next).unwrap().len() > t,
+                    "window is not maximal"
+                );
+            }
+            // The evaluator's per-step encoding gives the same tokens as the windows.
+            let first = StepText::from_spans(&r.text, &r.steps[w.start]);
+            let first = StepTokens::from_step(&first, tok).unwrap();
+            assert_eq!(&targets[..first.tokens.len()], &first.tokens[..]);
+            assert_eq!(first.action, steps[0].action);
+            let mut action_positions = 0;
+            let mut reward_positions = 0;
+            for (k, st) in steps.iter().enumerate() {
+                let spans = &r.steps[w.start + k];
+                let decode = |range: &Range<usize>| tok.decode(&targets[range.clone()]).unwrap();
+                assert_eq!(decode(&st.action), r.text[spans.action.clone()]);
+                assert_eq!(decode(&st.reward), r.text[spans.reward.clone()]);
+                assert_eq!(f.parse_action(&decode(&st.action)), Some(st.action_id));
+                assert!(f.rewards().matches(&decode(&st.reward), st.reward_value));
+                action_positions += st.action.len();
+                reward_positions += st.reward.len();
+                assert!(st.action.clone().all(|i| b.action_mask[row * t + i] == 1.0));
+                assert!(st.reward.clone().all(|i| b.reward_mask[row * t + i] == 1.0));
+            }
+            let ones = |m: &[f32]| m[row * t..][..t].iter().filter(|&&x| x == 1.0).count();
+            assert_eq!(ones(&b.action_mask), action_positions);
+            assert_eq!(ones(&b.reward_mask), reward_positions);
+        }
+    }
+
+    #[test]
+    fn windows_are_whole_steps_with_aligned_masks_for_byte_and_bpe() {
+        let (spec, histories) = dataset("darkroom", 3, 4);
+        for name in ["coords", "verbose"] {
+            let f = LanguageFormat::new(&language(name), &spec).unwrap();
+            let bpe = TextTokenizer::train_bpe(
+                bpe_corpus(&f, &histories, 10_000).unwrap().into_iter(),
+                300,
+            )
+            .unwrap();
+            for tok in [TextTokenizer::byte(), bpe] {
+                let w = LmWindows::new(&f, &tok, &histories, 64).unwrap();
+                let b = w.sample_train(&mut seed::rng(0, "lm", &[]), 8).unwrap();
+                assert!(b
+                    .starts
+                    .iter()
+                    .all(|s| histories[s.history].split == Split::Train));
+                check_rows(&f, &tok, &histories, &b);
+                let v = w.validation_starts(6).unwrap();
+                assert!(v.iter().all(|s| histories[s.history].split == Split::Test));
+                check_rows(&f, &tok, &histories, &w.batch(&v));
+            }
+        }
+    }
+
+    #[test]
+    fn sampling_is_seeded_and_short_histories_are_padded() {
+        let (spec, histories) = dataset("darkroom", 3, 2);
+        let f = LanguageFormat::new(&language("coords"), &spec).unwrap();
+        let tok = TextTokenizer::byte();
+        let w = LmWindows::new(&f, &tok, &histories, 64).unwrap();
+        let draw = |s| w.sample_train(&mut seed::rng(s, "lm", &[]), 8).unwrap();
+        assert_eq!(draw(1), draw(1));
+        assert_ne!(draw(1).starts, draw(2).starts);
+        assert_eq!(
+            w.validation_starts(4).unwrap(),
+            w.validation_starts(4).unwrap()
+        );
+
+        // The whole 40-step history fits in 1000 tokens: one window, padded.
+        let w = LmWindows::new(&f, &tok, &histories, 1000).unwrap();
+        let b = w.batch(&w.validation_starts(10).unwrap());
+        assert_eq!(b.batch, 1);
+        assert_eq!(b.steps[0].len(), histories[b.starts[0].history].len());
+        let real = b.loss_mask.iter().filter(|&&m| m == 1.0).count();
+        assert!(real < 1000 && b.loss_mask[real..].iter().all(|&m| m == 0.0));
+        assert!(b.targets[real..].iter().all(|&x| x == tok.pad_id()));
+
+        let err = LmWindows::new(&f, &tok, &histories, 5).unwrap_err();
+        assert!(format!("{err:#}").contains("context holds 5"), "{err:#}");
     }
 }

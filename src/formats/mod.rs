@@ -22,8 +22,9 @@ pub mod tokenizer;
 pub mod window;
 
 pub use config::{FormatConfig, LanguageFormatConfig, RlFormatConfig, TokenizerConfig};
+pub use corpus::StepText;
 pub use language::{LanguageFormat, RenderedHistory, StateRef, StepFrame, StepPosition, StepSpans};
-pub use lm_window::{LmStepTargets, LmWindowBatch, LmWindows};
+pub use lm_window::{LmStepTargets, LmWindowBatch, LmWindows, StepTokens};
 pub use parse::{parse_history, ParsedStep};
 pub use starts::{StartTable, WindowStart};
 pub use tokenizer::TextTokenizer;

@@ -15,7 +15,7 @@
 //! episode ends cannot be seen and every parsed step has `done = false`.
 
 use super::fields::scan_number;
-use super::language::{LanguageFormat, StepFrame, StepPosition, StateRef, STATE_SENTINEL};
+use super::language::{LanguageFormat, StateRef, StepFrame, StepPosition, STATE_SENTINEL};
 use crate::tasks::StateSpace;
 use anyhow::{bail, Result};
 
@@ -139,7 +139,12 @@ impl Matcher<'_> {
 fn patterns(format: &LanguageFormat, pos: StepPosition) -> Result<Vec<(u32, Vec<Item>)>> {
     match &format.spec().state {
         StateSpace::Discrete { n_states, .. } => (0..*n_states as u32)
-            .map(|s| Ok((s, frame_items(format.frame(StateRef::Id(s), pos)?.as_ref(), false))))
+            .map(|s| {
+                Ok((
+                    s,
+                    frame_items(format.frame(StateRef::Id(s), pos)?.as_ref(), false),
+                ))
+            })
             .collect(),
         StateSpace::Continuous { feature_names } => {
             if feature_names.len() > 0x100 {
@@ -320,11 +325,16 @@ mod tests {
     fn templates_using_step_and_episode_round_trip() {
         let (spec, histories) = dataset("darkroom", 3, 3);
         let mut cfg = language("coords");
-        cfg.step = "{{ episode }}.{{ step }} ({{ state | join(',') }}) {{ action }} {{ reward }}\n".into();
+        cfg.step =
+            "{{ episode }}.{{ step }} ({{ state | join(',') }}) {{ action }} {{ reward }}\n".into();
         let f = LanguageFormat::new(&cfg, &spec).unwrap();
         let h = &histories[0];
         let rendered = f.render_history(h).unwrap();
-        assert!(rendered.text.starts_with("0.0 (4,4) "), "{}", &rendered.text[..20]);
+        assert!(
+            rendered.text.starts_with("0.0 (4,4) "),
+            "{}",
+            &rendered.text[..20]
+        );
         let parsed = parse_history(&f, &rendered.text, 0).unwrap();
         let actions: Vec<u32> = parsed.iter().map(|p| p.action).collect();
         assert_eq!(actions, h.actions);

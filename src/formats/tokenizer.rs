@@ -182,10 +182,7 @@ impl TextTokenizer {
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         match &self.inner {
             Inner::Byte => {
-                let bytes: Vec<u8> = ids
-                    .iter()
-                    .filter_map(|&i| u8::try_from(i).ok())
-                    .collect();
+                let bytes: Vec<u8> = ids.iter().filter_map(|&i| u8::try_from(i).ok()).collect();
                 Ok(String::from_utf8_lossy(&bytes).into_owned())
             }
             Inner::Hf(t) => t
@@ -207,12 +204,24 @@ impl TextTokenizer {
     pub fn pad_id(&self) -> u32 {
         self.end_of_text
     }
+
+    /// The text of one token (for the byte tokenizer, the byte as a char), if it exists.
+    pub fn token_text(&self, id: u32) -> Option<String> {
+        match &self.inner {
+            Inner::Byte if id == self.end_of_text => Some(END_OF_TEXT.to_string()),
+            Inner::Byte => u8::try_from(id).ok().map(|b| char::from(b).to_string()),
+            Inner::Hf(t) => t.id_to_token(id),
+        }
+    }
 }
 
 /// `<data cache dir>/bpe-<format name>-<12 hex>`: the hash covers everything that changes the
 /// training corpus or the vocabulary (template, separator, precision, vocab size), so two
 /// formats never share a trained tokenizer by accident.
-pub fn bpe_cache_dir(data_cache_dir: &Path, format: &super::config::LanguageFormatConfig) -> PathBuf {
+pub fn bpe_cache_dir(
+    data_cache_dir: &Path,
+    format: &super::config::LanguageFormatConfig,
+) -> PathBuf {
     use sha2::{Digest, Sha256};
     let key = serde_json::json!({
         "step": format.step,
@@ -221,5 +230,100 @@ pub fn bpe_cache_dir(data_cache_dir: &Path, format: &super::config::LanguageForm
         "tokenizer": format.tokenizer,
     });
     let digest = Sha256::digest(key.to_string().as_bytes());
-    data_cache_dir.join(format!("bpe-{}-{}", format.name, &hex::encode(digest)[..12]))
+    data_cache_dir.join(format!(
+        "bpe-{}-{}",
+        format.name,
+        &hex::encode(digest)[..12]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CORPUS: [&str; 6] = ["(4,4)", " ", "up", " ", "0", "\n###\n"];
+
+    fn corpus() -> impl Iterator<Item = String> + Send {
+        (0..200).flat_map(|i| {
+            CORPUS.iter().map(move |s| {
+                if i % 7 == 0 {
+                    format!("({},{})", i % 9, i % 5)
+                } else {
+                    s.to_string()
+                }
+            })
+        })
+    }
+
+    #[test]
+    fn byte_tokens_round_trip_any_text() {
+        let t = TextTokenizer::byte();
+        let text = "(4,4) up 0\n###\né";
+        let ids = t.encode(text).unwrap();
+        assert_eq!(ids.len(), text.len());
+        assert_eq!(t.decode(&ids).unwrap(), text);
+        assert_eq!((t.vocab_size(), t.end_of_text_id()), (257, 256));
+        // Special tokens decode to nothing.
+        assert_eq!(t.decode(&[b'a'.into(), 256]).unwrap(), "a");
+    }
+
+    #[test]
+    fn bpe_training_is_deterministic_round_trips_and_is_cached() {
+        let a = TextTokenizer::train_bpe(corpus(), 300).unwrap();
+        let b = TextTokenizer::train_bpe(corpus(), 300).unwrap();
+        let json = |t: &TextTokenizer| match &t.inner {
+            Inner::Hf(h) => h.to_string(false).unwrap(),
+            Inner::Byte => unreachable!(),
+        };
+        assert_eq!(json(&a), json(&b));
+        let text = "(4,4) up 0\n###\n(1,2) left 1\n";
+        let ids = a.encode(text).unwrap();
+        assert!(
+            ids.len() < text.len(),
+            "merges shorten the corpus' own text"
+        );
+        assert_eq!(a.decode(&ids).unwrap(), text);
+        // GPT-2's pre-split keeps digits and punctuation apart; runs of either still merge.
+        assert_eq!(a.encode("###").unwrap().len(), 1);
+        assert_eq!(a.encode("up").unwrap().len(), 1);
+        assert!(a.vocab_size() <= 300 && a.vocab_size() > 257);
+        assert_eq!(
+            a.token_text(a.end_of_text_id()),
+            Some(END_OF_TEXT.to_string())
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TokenizerConfig::Bpe { vocab_size: 300 };
+        let trained = TextTokenizer::for_config(&cfg, dir.path(), || Ok(corpus())).unwrap();
+        assert!(dir.path().join(TOKENIZER_FILE).exists());
+        // The second call must load the file, not train (the corpus would fail).
+        let loaded = TextTokenizer::for_config(&cfg, dir.path(), || {
+            anyhow::bail!("trained again");
+            #[allow(unreachable_code)]
+            Ok(corpus())
+        })
+        .unwrap();
+        assert_eq!(loaded.encode(text).unwrap(), trained.encode(text).unwrap());
+        assert_eq!(loaded.end_of_text_id(), trained.end_of_text_id());
+    }
+
+    #[test]
+    fn tokenizer_json_files_load_and_gain_an_end_of_text_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer.json");
+        let json = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+            "normalizer":null,"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,
+            "decoder":null,"model":{"type":"WordLevel","vocab":{"up":0,"down":1,"[UNK]":2},
+            "unk_token":"[UNK]"}}"#;
+        std::fs::write(&path, json).unwrap();
+        let cfg = TokenizerConfig::File { path: path.clone() };
+        let t = TextTokenizer::for_config(&cfg, dir.path(), || Ok(std::iter::empty::<String>()))
+            .unwrap();
+        assert_eq!(t.encode("down up").unwrap(), [1, 0]);
+        assert_eq!((t.end_of_text_id(), t.vocab_size()), (3, 4));
+
+        std::fs::write(&path, "{not json").unwrap();
+        let err = TextTokenizer::from_file(&path).unwrap_err();
+        assert!(format!("{err:#}").contains("tokenizer.json"), "{err:#}");
+    }
 }

@@ -228,7 +228,10 @@ mod tests {
         let b = draw(3);
         assert!(b.starts.iter().all(|s| hs[s.history].split == Split::Train));
         // History 0 has starts 0..=5, history 1 only 0.
-        assert!(b.starts.iter().all(|s| s.start <= 5 && (s.history == 0 || s.start == 0)));
+        assert!(b
+            .starts
+            .iter()
+            .all(|s| s.start <= 5 && (s.history == 0 || s.start == 0)));
     }
 
     #[test]

@@ -8,3 +8,5 @@ pub mod optim;
 pub mod schedule;
 
 pub use optim::OptimizerConfig;
+pub mod rl_learner;
+pub mod trainer;

@@ -1,0 +1,139 @@
+//! The RL-heads model learning RL-format windows: turns [`RlWindowBatch`]es into the model's
+//! tensors and its losses into [`BatchMetrics`].
+
+use super::trainer::{BatchMetrics, Learner};
+use crate::formats::starts::WindowStart;
+use crate::formats::window::{RlWindowBatch, RlWindows};
+use crate::models::{self, ParamSet, RlBatch, RlHeadsConfig, RlHeadsModel, RlSpaces};
+use crate::tasks::{EnvSpec, LearningHistory, RewardKind};
+use anyhow::Result;
+use candle_core::{Device, Tensor};
+use rand_chacha::ChaCha8Rng;
+
+/// The model's spaces, read off the task's environment description.
+pub fn spaces_of(spec: &EnvSpec) -> RlSpaces {
+    RlSpaces {
+        states: match &spec.state {
+            crate::tasks::StateSpace::Discrete { n_states, .. } => {
+                models::StateSpace::Discrete { n: *n_states }
+            }
+            crate::tasks::StateSpace::Continuous { feature_names } => {
+                models::StateSpace::Continuous {
+                    dim: feature_names.len(),
+                }
+            }
+        },
+        n_actions: spec.n_actions(),
+        rewards: match &spec.reward {
+            RewardKind::Discrete { values } => models::RewardSpace::Classes(values.clone()),
+            RewardKind::Continuous => models::RewardSpace::Continuous,
+        },
+    }
+}
+
+/// Converts host windows into the model's batch on `device`.
+pub fn to_model_batch(w: &RlWindowBatch, device: &Device) -> Result<RlBatch> {
+    let (b, t) = (w.batch, w.steps);
+    let states = match (&w.states_discrete, &w.features) {
+        (Some(ids), _) => models::StateInput::Discrete(Tensor::from_slice(ids, (b, t), device)?),
+        (None, Some(f)) => {
+            models::StateInput::Continuous(Tensor::from_slice(f, (b, t, w.feature_dim), device)?)
+        }
+        (None, None) => anyhow::bail!("a window batch without states"),
+    };
+    let rewards = match &w.reward_classes {
+        Some(c) => models::RewardInput::Classes(Tensor::from_slice(c, (b, t), device)?),
+        None => models::RewardInput::Values(Tensor::from_slice(&w.rewards, (b, t), device)?),
+    };
+    Ok(RlBatch {
+        states,
+        actions: Tensor::from_slice(&w.actions, (b, t), device)?,
+        rewards,
+        logprobs: Tensor::from_slice(&w.logprobs, (b, t), device)?,
+        loss_mask: Tensor::from_slice(&w.loss_mask, (b, t), device)?,
+    })
+}
+
+fn metrics_of(m: &models::RlMetrics, tokens: usize) -> BatchMetrics {
+    BatchMetrics {
+        loss: f64::from(m.loss),
+        action_acc: Some(f64::from(m.action_acc)),
+        reward_acc: m.reward_acc.map(f64::from),
+        state_acc: m.state_acc.map(f64::from),
+        logprob_mse: m.logprob_mse.map(f64::from),
+        tokens,
+    }
+}
+
+pub struct RlLearner<'a> {
+    pub model: RlHeadsModel,
+    windows: RlWindows<'a>,
+    device: Device,
+    validation: Option<Vec<WindowStart>>,
+}
+
+impl<'a> RlLearner<'a> {
+    pub fn new(
+        cfg: &RlHeadsConfig,
+        spec: &EnvSpec,
+        histories: &'a [LearningHistory],
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        let model = RlHeadsModel::new(
+            cfg,
+            &spaces_of(spec),
+            crate::seed::rng(seed, "model-init", &[]),
+        )?;
+        let windows = RlWindows::new(spec, histories, cfg.context_steps)?;
+        Ok(RlLearner {
+            model,
+            windows,
+            device: device.clone(),
+            validation: None,
+        })
+    }
+
+    fn tokens(&self, w: &RlWindowBatch) -> usize {
+        w.batch * w.steps * self.model.tokens_per_step()
+    }
+}
+
+impl Learner for RlLearner<'_> {
+    fn params(&self) -> ParamSet {
+        self.model.params()
+    }
+
+    fn train_batch(
+        &mut self,
+        size: usize,
+        data_rng: &mut ChaCha8Rng,
+        dropout_rng: &mut ChaCha8Rng,
+    ) -> Result<(Tensor, BatchMetrics)> {
+        let w = self.windows.sample_train(data_rng, size)?;
+        let batch = to_model_batch(&w, &self.device)?;
+        let out = self.model.forward(&batch, Some(dropout_rng))?;
+        let loss = self.model.loss(&out, &batch)?;
+        Ok((loss.total, metrics_of(&loss.metrics, self.tokens(&w))))
+    }
+
+    fn validate(&mut self, max_batches: usize, batch_size: usize) -> Result<Option<BatchMetrics>> {
+        if self.validation.is_none() {
+            self.validation = Some(self.windows.validation_starts(max_batches * batch_size)?);
+        }
+        let starts = self.validation.as_ref().expect("set above");
+        let mut mean = super::trainer::MetricsMean::default();
+        for chunk in starts.chunks(batch_size.max(1)) {
+            let w = self.windows.batch(chunk);
+            let batch = to_model_batch(&w, &self.device)?;
+            let out = self.model.forward(&batch, None)?;
+            let loss = self.model.loss(&out, &batch)?;
+            mean.add(&metrics_of(&loss.metrics, self.tokens(&w)));
+        }
+        Ok((!mean.is_empty()).then(|| mean.mean()))
+    }
+
+    fn checkpoint_extras(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        Ok(Vec::new())
+    }
+}

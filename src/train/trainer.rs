@@ -1,0 +1,306 @@
+//! The training loop, shared by both model families: micro-batches with gradient
+//! accumulation, clipping, AdamW with its schedule, the non-finite guard, `metrics.csv`,
+//! validation on held-out tasks, checkpoints, resume, progress and interrupts.
+//! What a batch *is* belongs to a [`Learner`]; this loop only sees losses and numbers.
+
+use super::checkpoint;
+use super::clip::clip_global_norm;
+use super::guard::ensure_finite;
+use super::metrics_log::{MetricsLog, MetricsRow};
+use super::optim::{AdamW, Gradients};
+use super::schedule::LrSchedule;
+use crate::models::ParamSet;
+use crate::runs::RunDir;
+use crate::schema::AdlabConfig;
+use anyhow::{Context, Result};
+use candle_core::Tensor;
+use rand_chacha::ChaCha8Rng;
+use std::io::IsTerminal;
+use std::time::Instant;
+
+/// Metrics of a batch (or a mean over batches) in plain numbers; `None` = does not apply.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchMetrics {
+    pub loss: f64,
+    pub action_acc: Option<f64>,
+    pub reward_acc: Option<f64>,
+    pub state_acc: Option<f64>,
+    pub logprob_mse: Option<f64>,
+    /// Tokens the model processed (for throughput).
+    pub tokens: usize,
+}
+
+/// A running mean of [`BatchMetrics`].
+#[derive(Debug, Default)]
+pub struct MetricsMean {
+    n: usize,
+    sum: BatchMetrics,
+    counts: [usize; 4],
+}
+
+impl MetricsMean {
+    pub fn add(&mut self, m: &BatchMetrics) {
+        self.n += 1;
+        self.sum.loss += m.loss;
+        self.sum.tokens += m.tokens;
+        let opts = [m.action_acc, m.reward_acc, m.state_acc, m.logprob_mse];
+        let sums = [
+            &mut self.sum.action_acc,
+            &mut self.sum.reward_acc,
+            &mut self.sum.state_acc,
+            &mut self.sum.logprob_mse,
+        ];
+        for ((v, s), c) in opts.iter().zip(sums).zip(&mut self.counts) {
+            if let Some(v) = v {
+                *s = Some(s.unwrap_or(0.0) + v);
+                *c += 1;
+            }
+        }
+    }
+
+    pub fn mean(&self) -> BatchMetrics {
+        let n = self.n.max(1) as f64;
+        let avg = |s: Option<f64>, c: usize| s.map(|s| s / c.max(1) as f64);
+        BatchMetrics {
+            loss: self.sum.loss / n,
+            action_acc: avg(self.sum.action_acc, self.counts[0]),
+            reward_acc: avg(self.sum.reward_acc, self.counts[1]),
+            state_acc: avg(self.sum.state_acc, self.counts[2]),
+            logprob_mse: avg(self.sum.logprob_mse, self.counts[3]),
+            tokens: self.sum.tokens,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+}
+
+/// A model plus the data it learns from, as the loop needs them.
+pub trait Learner {
+    /// The trainable parameters (a stable order: it indexes the optimizer state).
+    fn params(&self) -> ParamSet;
+    /// Loss (to backpropagate) and metrics of one training micro-batch of `size` windows,
+    /// drawn with `data_rng`; dropout draws from `dropout_rng`.
+    fn train_batch(
+        &mut self,
+        size: usize,
+        data_rng: &mut ChaCha8Rng,
+        dropout_rng: &mut ChaCha8Rng,
+    ) -> Result<(Tensor, BatchMetrics)>;
+    /// Mean metrics over the fixed validation windows (held-out tasks), without dropout.
+    fn validate(&mut self, max_batches: usize, batch_size: usize) -> Result<Option<BatchMetrics>>;
+    /// Files saved beside the weights in every checkpoint (e.g. a GPT-2 `config.json`).
+    fn checkpoint_extras(&self) -> Result<Vec<(&'static str, Vec<u8>)>>;
+}
+
+/// How training ended.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    pub steps: u64,
+    pub resumed_from: Option<u64>,
+    pub last_train: Option<BatchMetrics>,
+    pub last_val: Option<BatchMetrics>,
+}
+
+const DATA_RNG: &str = "data";
+const DROPOUT_RNG: &str = "dropout";
+
+/// Trains `learner` as `cfg.train` says, writing metrics and checkpoints into `dir`.
+/// With `resume`, continues from `dir`'s checkpoint when there is one.
+pub fn train(
+    learner: &mut dyn Learner,
+    cfg: &AdlabConfig,
+    dir: &RunDir,
+    resume: bool,
+) -> Result<TrainOutcome> {
+    let t = &cfg.train;
+    let params = learner.params();
+    let mut optimizer = AdamW::new(&cfg.optimizer, &params)?;
+    let schedule = LrSchedule::new(&cfg.optimizer, t.steps);
+    let mut data_rng = crate::seed::rng(cfg.seed, "train-batches", &[]);
+    let mut dropout_rng = crate::seed::rng(cfg.seed, "train-dropout", &[]);
+    let ckpt_dir = dir.checkpoint_dir();
+
+    let mut start = 0u64;
+    let mut resumed_from = None;
+    if resume && has_checkpoint(&ckpt_dir) {
+        let r = checkpoint::load(&ckpt_dir, &params, &mut optimizer)
+            .with_context(|| format!("resuming from {}", ckpt_dir.display()))?;
+        start = r.step;
+        resumed_from = Some(r.step);
+        if let Some(rng) = r.rngs.get(DATA_RNG) {
+            data_rng = rng.clone();
+        }
+        if let Some(rng) = r.rngs.get(DROPOUT_RNG) {
+            dropout_rng = rng.clone();
+        }
+        tracing::info!(
+            "resuming training at step {start} from {}",
+            ckpt_dir.display()
+        );
+    }
+    let mut metrics = if resumed_from.is_some() {
+        MetricsLog::resume(&dir.metrics_path(), start)?
+    } else {
+        MetricsLog::create(&dir.metrics_path())
+    };
+    let elapsed_before = metrics
+        .rows()
+        .last()
+        .and_then(|r| r.elapsed_s)
+        .unwrap_or(0.0);
+
+    let bar = progress_bar(t.steps, start);
+    let started = Instant::now();
+    let mut window_started = Instant::now();
+    let mut window = MetricsMean::default();
+    let mut last_train = None;
+    let mut last_val = None;
+    let micro = t.batch_size / t.grad_accum;
+    // The learner's extra checkpoint files do not change during training.
+    let extras = learner.checkpoint_extras()?;
+    let save = |step: u64,
+                optimizer: &AdamW,
+                data_rng: &ChaCha8Rng,
+                dropout_rng: &ChaCha8Rng|
+     -> Result<()> {
+        checkpoint::save(
+            &ckpt_dir,
+            &params,
+            optimizer,
+            step,
+            &[(DATA_RNG, data_rng), (DROPOUT_RNG, dropout_rng)],
+            &extras,
+        )
+    };
+
+    for step in start + 1..=t.steps {
+        if crate::interrupt::requested() {
+            let done = step - 1;
+            if done > start {
+                save(done, &optimizer, &data_rng, &dropout_rng)?;
+                tracing::info!("checkpoint saved at step {done} before stopping");
+            }
+            bar.abandon();
+            return Err(crate::interrupt::Interrupted.into());
+        }
+        let lr = schedule.lr_at(step - 1);
+        let mut grads: Option<Gradients> = None;
+        for _ in 0..t.grad_accum {
+            let (loss, m) = learner.train_batch(micro, &mut data_rng, &mut dropout_rng)?;
+            ensure_finite("training loss", m.loss as f32, step)?;
+            let store = loss.backward()?;
+            match grads.as_mut() {
+                None => grads = Some(Gradients::from_store(&store, &params)?),
+                Some(g) => g.accumulate(&store, &params)?,
+            }
+            window.add(&m);
+        }
+        let mut grads = grads.expect("grad_accum >= 1");
+        if t.grad_accum > 1 {
+            grads.scale(1.0 / t.grad_accum as f32);
+        }
+        let grad_norm = clip_global_norm(&mut grads, cfg.optimizer.grad_clip);
+        ensure_finite("gradient norm", grad_norm, step)?;
+        optimizer.step(&params, &grads, lr)?;
+        bar.inc(1);
+
+        let elapsed = elapsed_before + started.elapsed().as_secs_f64();
+        if step % t.log_every == 0 || step == t.steps {
+            let m = window.mean();
+            let secs = window_started.elapsed().as_secs_f64().max(1e-9);
+            let tps = m.tokens as f64 / secs;
+            bar.set_message(format!("loss {:.4}  {:.0} tok/s", m.loss, tps));
+            tracing::debug!(
+                "step {step}: loss {:.4}, lr {lr:.2e}, grad norm {grad_norm:.3}",
+                m.loss
+            );
+            metrics.append(row(
+                step,
+                "train",
+                &m,
+                Some(lr),
+                Some(grad_norm as f64),
+                Some(tps),
+                elapsed,
+            ))?;
+            last_train = Some(m);
+            window = MetricsMean::default();
+            window_started = Instant::now();
+        }
+        let validate_now = (t.eval_every > 0 && step % t.eval_every == 0) || step == t.steps;
+        if validate_now {
+            if let Some(v) = learner.validate(t.val_batches, t.batch_size)? {
+                ensure_finite("validation loss", v.loss as f32, step)?;
+                tracing::info!(
+                    "step {step}: validation loss {:.4}{}",
+                    v.loss,
+                    v.action_acc
+                        .map(|a| format!(", action accuracy {a:.3}"))
+                        .unwrap_or_default()
+                );
+                metrics.append(row(step, "val", &v, None, None, None, elapsed))?;
+                last_val = Some(v);
+            }
+        }
+        if (t.ckpt_every > 0 && step % t.ckpt_every == 0) || step == t.steps {
+            save(step, &optimizer, &data_rng, &dropout_rng)?;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(TrainOutcome {
+        steps: t.steps,
+        resumed_from,
+        last_train,
+        last_val,
+    })
+}
+
+/// Whether `dir` holds a checkpoint (or the `.old` copy a crash mid-swap leaves).
+pub fn has_checkpoint(dir: &std::path::Path) -> bool {
+    dir.join("state.json").is_file()
+        || dir
+            .with_file_name("checkpoint.old")
+            .join("state.json")
+            .is_file()
+}
+
+fn row(
+    step: u64,
+    split: &str,
+    m: &BatchMetrics,
+    lr: Option<f64>,
+    grad_norm: Option<f64>,
+    tokens_per_s: Option<f64>,
+    elapsed: f64,
+) -> MetricsRow {
+    MetricsRow {
+        step,
+        split: split.to_string(),
+        loss: Some(m.loss),
+        action_acc: m.action_acc,
+        reward_acc: m.reward_acc,
+        state_acc: m.state_acc,
+        logprob_mse: m.logprob_mse,
+        lr,
+        grad_norm,
+        tokens_per_s,
+        elapsed_s: Some(elapsed),
+    }
+}
+
+fn progress_bar(total: u64, start: u64) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_position(start);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "train {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
