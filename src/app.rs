@@ -31,13 +31,29 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Run { overrides } => {
+        Command::Run { overrides, run_dir } => {
             let ovs = config::parse_overrides(&overrides)?;
             let loaded = crate::schema::load(&config_dir, &ovs)?;
             // Before the first tensor op: candle reads its thread settings once.
             crate::models::set_compute_threads(loaded.typed.train.threads);
             crate::interrupt::install();
-            let outcome = job::run(&loaded, RunLocation::Fresh, log)?;
+            let location = match run_dir {
+                Some(d) => RunLocation::At(d),
+                None if loaded.typed.train.resume => {
+                    match latest_unfinished(&loaded)? {
+                        Some(d) => {
+                            tracing::info!("train.resume: continuing {}", d.display());
+                            RunLocation::At(d)
+                        }
+                        None => {
+                            tracing::info!("train.resume: no unfinished run with a checkpoint; starting a new run");
+                            RunLocation::Fresh
+                        }
+                    }
+                }
+                None => RunLocation::Fresh,
+            };
+            let outcome = job::run(&loaded, location, log)?;
             println!("{}", outcome.dir.path.display());
             Ok(match outcome.status {
                 RunStatus::Completed => 0,
@@ -70,4 +86,27 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// The newest run directory of this config's name that has a checkpoint and did not complete.
+fn latest_unfinished(loaded: &crate::schema::LoadedConfig) -> Result<Option<std::path::PathBuf>> {
+    let parent = loaded.typed.paths.runs.join(&loaded.typed.name);
+    let Ok(entries) = std::fs::read_dir(&parent) else {
+        return Ok(None);
+    };
+    let mut dirs: Vec<std::path::PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    // Directory names start with the start time, so name order is time order.
+    dirs.sort();
+    for d in dirs.into_iter().rev() {
+        let run = crate::runs::RunDir { path: d.clone() };
+        let completed = matches!(run.read_meta(), Ok(Some(m)) if m.status == RunStatus::Completed);
+        if !completed && crate::train::trainer::has_checkpoint(&run.checkpoint_dir()) {
+            return Ok(Some(d));
+        }
+    }
+    Ok(None)
 }

@@ -50,6 +50,10 @@ pub enum Command {
     Run {
         /// Overrides (key=value, group=option, +key=value, ++key=value, ~key).
         overrides: Vec<String>,
+        /// Use this run directory instead of a fresh one; training continues from its
+        /// checkpoint if it has one (how sweeps resume jobs).
+        #[arg(long, value_name = "DIR")]
+        run_dir: Option<PathBuf>,
     },
     /// Build (or reuse) the learning-history cache of a task config.
     #[command(

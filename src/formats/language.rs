@@ -131,14 +131,19 @@ pub struct LanguageFormat {
     frames: Vec<StepFrame>,
 }
 
-fn template_error(e: minijinja::Error) -> anyhow::Error {
+/// A minijinja error as a config error: names the key, quotes the template, and explains
+/// strict undefined (the usual surprise).
+fn template_error(e: minijinja::Error, template: &str) -> anyhow::Error {
     let mut msg = format!("{STEP_KEY}: {e}");
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         msg.push_str(&format!(": {s}"));
         source = s.source();
     }
-    anyhow!(msg)
+    if e.kind() == minijinja::ErrorKind::UndefinedError {
+        msg.push_str(" (every variable, index and attribute used must exist)");
+    }
+    anyhow!("{msg}; template: {template:?}")
 }
 
 impl LanguageFormat {
@@ -150,10 +155,10 @@ impl LanguageFormat {
         // A step template usually ends in "\n": minijinja would drop it by default.
         env.set_keep_trailing_newline(true);
         env.add_template_owned(STEP_KEY, config.step.clone())
-            .map_err(template_error)?;
+            .map_err(|e| template_error(e, &config.step))?;
         let used = env
             .get_template(STEP_KEY)
-            .map_err(template_error)?
+            .map_err(|e| template_error(e, &config.step))?
             .undeclared_variables(false);
         let mut unknown: Vec<&String> = used
             .iter()
@@ -329,7 +334,7 @@ impl LanguageFormat {
         self.env
             .get_template(STEP_KEY)
             .and_then(|t| t.render(&vars))
-            .map_err(template_error)
+            .map_err(|e| template_error(e, &self.config.step))
     }
 
     /// Renders with sentinels for action and reward and splits the text around them.
@@ -665,7 +670,7 @@ mod tests {
             ),
             ("{{ reward }} {{ action }}\n", "before the reward"),
             ("{{ action | upper }} {{ reward }}\n", "as-is"),
-            ("{{ action }} {{ reward }} {{ state[7] }}\n", "format.step"),
+            ("{{ action }} {{ reward }} {{ state[7] }}\n", "must exist"),
         ];
         for (step, expected) in cases {
             let mut cfg = language("coords");
@@ -673,18 +678,6 @@ mod tests {
             let err = format!("{:#}", LanguageFormat::new(&cfg, &spec).unwrap_err());
             assert!(err.contains("format.step"), "{step:?}: {err}");
             assert!(err.contains(expected), "{step:?}: {err}");
-        }
-    }
-}
-#[cfg(test)]
-mod show_errors_tmp {
-    #[test]
-    fn show() {
-        let spec = crate::formats::testdata::darkroom_spec();
-        for step in ["({{ state | join(',') }} {{ action }} {{ reward }\n", "{{ state }} {{ acton }} {{ reward }}\n", "{{ action }} {{ reward }} {{ state[7] }}\n", "{{ action | upper }} {{ reward }}\n", "{{ action }} {{ reward | foo }}\n"] {
-            let mut cfg = crate::formats::testdata::language("coords");
-            cfg.step = step.into();
-            println!("{:#}", super::LanguageFormat::new(&cfg, &spec).unwrap_err());
         }
     }
 }
