@@ -5,6 +5,8 @@ use crate::config::{self, ComposeOptions, ConfigRepo};
 use crate::job::{self, RunLocation};
 use crate::logging::RunLogSlot;
 use crate::runs::RunStatus;
+use crate::sweep::run::{resume_sweep, run_sweep, SweepOutcome, SweepRequest};
+use crate::sweep::spec::SweepSpec;
 use anyhow::Result;
 use clap::CommandFactory;
 use std::io::IsTerminal;
@@ -31,7 +33,59 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Run { overrides, run_dir } => {
+        Command::Run {
+            overrides,
+            run_dir,
+            multirun: true,
+            dry_run,
+            fail_fast,
+        } => {
+            if run_dir.is_some() {
+                anyhow::bail!("--run-dir names one run; it cannot be combined with -m");
+            }
+            let req = SweepRequest {
+                name: "multirun",
+                spec: SweepSpec::default(),
+                cli: config::parse_overrides(&overrides)?,
+                config_dir: &config_dir,
+                dry_run,
+                fail_fast,
+            };
+            crate::interrupt::install();
+            Ok(finish_sweep(run_sweep(req)?))
+        }
+        Command::Sweep {
+            name,
+            overrides,
+            dry_run,
+            resume,
+            fail_fast,
+            sweeps_dir,
+        } => {
+            crate::interrupt::install();
+            if let Some(dir) = resume {
+                return Ok(finish_sweep(Some(resume_sweep(&dir, fail_fast)?)));
+            }
+            let name = name.expect("clap requires a name without --resume");
+            let sweeps_dir = sweeps_dir.unwrap_or_else(|| {
+                config_dir
+                    .parent()
+                    .map(|p| p.join("sweeps"))
+                    .unwrap_or_else(|| "sweeps".into())
+            });
+            let req = SweepRequest {
+                name: &name,
+                spec: SweepSpec::load(&sweeps_dir, &name)?,
+                cli: config::parse_overrides(&overrides)?,
+                config_dir: &config_dir,
+                dry_run,
+                fail_fast,
+            };
+            Ok(finish_sweep(run_sweep(req)?))
+        }
+        Command::Run {
+            overrides, run_dir, ..
+        } => {
             let ovs = config::parse_overrides(&overrides)?;
             let loaded = crate::schema::load(&config_dir, &ovs)?;
             // Before the first tensor op: candle reads its thread settings once.
@@ -109,4 +163,31 @@ fn latest_unfinished(loaded: &crate::schema::LoadedConfig) -> Result<Option<std:
         }
     }
     Ok(None)
+}
+
+/// Prints the end of a sweep and returns the exit code (non-zero if any job did not complete).
+fn finish_sweep(outcome: Option<SweepOutcome>) -> i32 {
+    let Some(outcome) = outcome else { return 0 };
+    let failures = outcome.failures();
+    println!("{}", outcome.dir.display());
+    eprintln!(
+        "sweep finished: {} jobs, {} completed, {} not completed",
+        outcome.results.len(),
+        outcome.results.len() - failures.len(),
+        failures.len()
+    );
+    for f in &failures {
+        eprintln!(
+            "  [{:03}] {}: {} (log: {})",
+            f.index,
+            f.status,
+            f.error.as_deref().unwrap_or("no error recorded"),
+            f.log.display()
+        );
+    }
+    if failures.is_empty() {
+        0
+    } else {
+        1
+    }
 }

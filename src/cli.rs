@@ -54,6 +54,39 @@ pub enum Command {
         /// checkpoint if it has one (how sweeps resume jobs).
         #[arg(long, value_name = "DIR")]
         run_dir: Option<PathBuf>,
+        /// Multirun: overrides may hold sweep values (`a=1,2`, `choice()`, `range()`, `glob()`);
+        /// the jobs run as a sweep named `multirun`.
+        #[arg(short = 'm', long)]
+        multirun: bool,
+        /// With -m: print the jobs and exit.
+        #[arg(long, requires = "multirun")]
+        dry_run: bool,
+        /// With -m: stop at the first failed job.
+        #[arg(long, requires = "multirun")]
+        fail_fast: bool,
+    },
+    /// Run a sweep: `sweeps/NAME.yaml` expanded into jobs (grid, zip, random search).
+    #[command(
+        after_help = "Examples:\n  adlab sweep quickstart\n  adlab sweep quickstart --dry-run\n  adlab sweep quickstart seed=0,1,2 train.steps=100\n  adlab sweep --resume runs/sweeps/quickstart/2026-11-23_21-00-00"
+    )]
+    Sweep {
+        /// The sweep: `sweeps/NAME.yaml`.
+        #[arg(required_unless_present = "resume")]
+        name: Option<String>,
+        /// Overrides for every job; sweep values add grid axes (command line wins).
+        overrides: Vec<String>,
+        /// Print every job with its overrides and run directory, then exit.
+        #[arg(long)]
+        dry_run: bool,
+        /// Run the jobs of an existing sweep directory that did not complete.
+        #[arg(long, value_name = "SWEEP_DIR", conflicts_with_all = ["name", "dry_run"])]
+        resume: Option<PathBuf>,
+        /// Stop at the first failed job (default: keep going and list failures at the end).
+        #[arg(long)]
+        fail_fast: bool,
+        /// Where sweep files live (default: `sweeps/` beside the conf directory).
+        #[arg(long, value_name = "DIR")]
+        sweeps_dir: Option<PathBuf>,
     },
     /// Build (or reuse) the learning-history cache of a task config.
     #[command(

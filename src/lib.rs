@@ -16,5 +16,6 @@ pub mod pipeline;
 pub mod runs;
 pub mod schema;
 pub mod seed;
+pub mod sweep;
 pub mod tasks;
 pub mod train;

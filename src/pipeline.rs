@@ -5,6 +5,7 @@ use crate::formats::config::FormatConfig;
 use crate::models::ModelConfig;
 use crate::runs::{RunDir, RunMeta};
 use crate::schema::LoadedConfig;
+use crate::train::lm_learner::LmLearner;
 use crate::train::rl_learner::RlLearner;
 use crate::train::trainer::train;
 use anyhow::Result;
@@ -43,6 +44,19 @@ pub fn run_pipeline(
         (ModelConfig::RlHeads(m), FormatConfig::Rl(_)) => {
             let mut learner =
                 RlLearner::new(m, suite.spec(), &dataset.histories, cfg.seed, &device)?;
+            log_model_size(&learner.model.params());
+            train(&mut learner, cfg, dir, resume)?;
+        }
+        (ModelConfig::CausalLm(m), FormatConfig::Language(f)) => {
+            let mut learner = LmLearner::new(
+                m,
+                f,
+                suite.spec(),
+                &dataset.histories,
+                &cache.dir,
+                cfg.seed,
+                &device,
+            )?;
             log_model_size(&learner.model.params());
             train(&mut learner, cfg, dir, resume)?;
         }

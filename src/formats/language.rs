@@ -27,7 +27,6 @@ use anyhow::{anyhow, bail, Result};
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::ops::Range;
 
 /// The config key every template error names.
@@ -516,11 +515,6 @@ impl LanguageFormat {
             step_in_episode = if done { 0 } else { step_in_episode + 1 };
         }
         Ok(RenderedHistory { text, steps })
-    }
-
-    /// The variables a template may use (for error messages and docs).
-    pub fn variables() -> HashSet<&'static str> {
-        VARIABLES.into_iter().collect()
     }
 }
 

@@ -157,13 +157,21 @@ impl TextTokenizer {
 
     /// Writes the tokenizer as a Hugging Face `tokenizer.json` (not for `byte`).
     pub fn save(&self, path: &Path) -> Result<()> {
+        match self.to_json()? {
+            Some(json) => fsutil::write_atomic(path, &json),
+            None => anyhow::bail!("the byte tokenizer has no tokenizer.json"),
+        }
+    }
+
+    /// The Hugging Face `tokenizer.json` text (`None` for `byte`, which needs no file).
+    pub fn to_json(&self) -> Result<Option<Vec<u8>>> {
         match &self.inner {
-            Inner::Byte => anyhow::bail!("the byte tokenizer has no tokenizer.json"),
+            Inner::Byte => Ok(None),
             Inner::Hf(t) => {
                 let json = t
                     .to_string(false)
                     .map_err(|e| anyhow!("serialising the tokenizer: {e}"))?;
-                fsutil::write_atomic(path, json.as_bytes())
+                Ok(Some(json.into_bytes()))
             }
         }
     }

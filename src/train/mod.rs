@@ -8,5 +8,6 @@ pub mod optim;
 pub mod schedule;
 
 pub use optim::OptimizerConfig;
+pub mod lm_learner;
 pub mod rl_learner;
 pub mod trainer;

@@ -1,0 +1,152 @@
+//! The causal LM learning text-serialised histories: builds the format, the tokenizer and the
+//! token windows, and measures what the seed project wished for — action accuracy (every
+//! token of the logged action is the argmax under teacher forcing) and reward accuracy (the
+//! greedily decoded reward text parses to the logged reward within the format's precision).
+
+use super::trainer::{BatchMetrics, Learner, MetricsMean};
+use crate::formats::config::LanguageFormatConfig;
+use crate::formats::corpus::bpe_corpus;
+use crate::formats::language::LanguageFormat;
+use crate::formats::lm_window::{LmWindowBatch, LmWindows};
+use crate::formats::starts::WindowStart;
+use crate::formats::tokenizer::{bpe_cache_dir, TextTokenizer};
+use crate::models::{CausalLm, CausalLmConfig, ParamSet};
+use crate::tasks::{EnvSpec, LearningHistory};
+use anyhow::Result;
+use candle_core::{Device, Tensor, D};
+use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+
+/// Steps of the training split the BPE tokenizer is trained on (evenly subsampled).
+const BPE_CORPUS_STEPS: usize = 200_000;
+
+pub struct LmLearner {
+    pub model: CausalLm,
+    pub format: LanguageFormat,
+    pub tokenizer: TextTokenizer,
+    windows: LmWindows,
+    device: Device,
+    validation: Option<Vec<WindowStart>>,
+}
+
+impl LmLearner {
+    pub fn new(
+        model_cfg: &CausalLmConfig,
+        format_cfg: &LanguageFormatConfig,
+        spec: &EnvSpec,
+        histories: &[LearningHistory],
+        data_dir: &Path,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        let format = LanguageFormat::new(format_cfg, spec)?;
+        let tokenizer = TextTokenizer::for_config(
+            &format_cfg.tokenizer,
+            &bpe_cache_dir(data_dir, format_cfg),
+            || Ok(bpe_corpus(&format, histories, BPE_CORPUS_STEPS)?.into_iter()),
+        )?;
+        let windows = LmWindows::new(&format, &tokenizer, histories, model_cfg.context_tokens)?;
+        let model = CausalLm::new(
+            model_cfg,
+            tokenizer.vocab_size(),
+            crate::seed::rng(seed, "model-init", &[]),
+        )?;
+        tracing::info!(
+            "language format `{}`: vocabulary {} tokens, {} distinct step texts",
+            format_cfg.name,
+            tokenizer.vocab_size(),
+            windows.distinct_steps()
+        );
+        Ok(LmLearner {
+            model,
+            format,
+            tokenizer,
+            windows,
+            device: device.clone(),
+            validation: None,
+        })
+    }
+
+    /// Loss and metrics of a window batch; `dropout_rng = None` is evaluation mode.
+    fn evaluate(
+        &self,
+        w: &LmWindowBatch,
+        dropout_rng: Option<&mut ChaCha8Rng>,
+    ) -> Result<(Tensor, BatchMetrics)> {
+        let shape = (w.batch, w.seq_len);
+        let ids = Tensor::from_slice(&w.input_ids, shape, &self.device)?;
+        let targets = Tensor::from_slice(&w.targets, shape, &self.device)?;
+        let mask = Tensor::from_slice(&w.loss_mask, shape, &self.device)?;
+        let logits = self.model.forward(&ids, dropout_rng)?;
+        let loss = self.model.loss(&logits, &targets, &mask)?;
+        let predicted: Vec<Vec<u32>> = logits.argmax(D::Minus1)?.to_vec2()?;
+        let (mut steps, mut actions_ok, mut rewards_ok) = (0usize, 0usize, 0usize);
+        for (row, row_steps) in w.steps.iter().enumerate() {
+            let pred = &predicted[row];
+            let target = &w.targets[row * w.seq_len..(row + 1) * w.seq_len];
+            for s in row_steps {
+                steps += 1;
+                if s.action.clone().all(|k| pred[k] == target[k]) {
+                    actions_ok += 1;
+                }
+                let text = self.tokenizer.decode(&pred[s.reward.clone()])?;
+                if self.format.rewards().matches(&text, s.reward_value) {
+                    rewards_ok += 1;
+                }
+            }
+        }
+        let frac = |ok: usize| (steps > 0).then(|| ok as f64 / steps as f64);
+        let metrics = BatchMetrics {
+            loss: f64::from(loss.loss_value),
+            action_acc: frac(actions_ok),
+            reward_acc: frac(rewards_ok),
+            state_acc: None,
+            logprob_mse: None,
+            tokens: w.loss_mask.iter().filter(|&&m| m > 0.0).count(),
+        };
+        Ok((loss.loss, metrics))
+    }
+}
+
+impl Learner for LmLearner {
+    fn params(&self) -> ParamSet {
+        self.model.params()
+    }
+
+    fn train_batch(
+        &mut self,
+        size: usize,
+        data_rng: &mut ChaCha8Rng,
+        dropout_rng: &mut ChaCha8Rng,
+    ) -> Result<(Tensor, BatchMetrics)> {
+        let w = self.windows.sample_train(data_rng, size)?;
+        self.evaluate(&w, Some(dropout_rng))
+    }
+
+    fn validate(&mut self, max_batches: usize, batch_size: usize) -> Result<Option<BatchMetrics>> {
+        if self.validation.is_none() {
+            self.validation = Some(self.windows.validation_starts(max_batches * batch_size)?);
+        }
+        let mut mean = MetricsMean::default();
+        for chunk in self
+            .validation
+            .as_ref()
+            .expect("set above")
+            .chunks(batch_size.max(1))
+        {
+            let w = self.windows.batch(chunk);
+            mean.add(&self.evaluate(&w, None)?.1);
+        }
+        Ok((!mean.is_empty()).then(|| mean.mean()))
+    }
+
+    /// `config.json` makes the checkpoint a loadable Hugging Face GPT-2; `tokenizer.json`
+    /// (for BPE and file tokenizers) goes with it.
+    fn checkpoint_extras(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        let mut out = vec![("config.json", self.model.hf_config_json()?)];
+        if let Some(json) = self.tokenizer.to_json()? {
+            out.push(("tokenizer.json", json));
+        }
+        Ok(out)
+    }
+}
