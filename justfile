@@ -30,6 +30,14 @@ lint:
 bench-generate:
     cargo bench --bench generate
 
-# The default sweep. Until the sweep engine lands this is the main single run.
+# The default sweep: quickstart (extra overrides pass through: `just sweep seed=0,1`).
 sweep *args:
-    cargo run --release -- run "$@"
+    cargo run --release -- sweep quickstart "$@"
+
+# Any sweep by name: `just sweep-named quickstart --dry-run`.
+sweep-named name *args:
+    cargo run --release -- sweep "$@"
+
+# Benchmarks: training step time, tokens/s and peak memory per model.
+bench-train:
+    cargo bench --bench train
