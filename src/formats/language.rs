@@ -681,7 +681,13 @@ mod show_errors_tmp {
     #[test]
     fn show() {
         let spec = crate::formats::testdata::darkroom_spec();
-        for step in ["({{ state | join(',') }} {{ action }} {{ reward }\n", "{{ state }} {{ acton }} {{ reward }}\n", "{{ action }} {{ reward }} {{ state[7] }}\n", "{{ action | upper }} {{ reward }}\n", "{{ action }} {{ reward | foo }}\n"] {
+        for step in [
+            "({{ state | join(',') }} {{ action }} {{ reward }\n",
+            "{{ state }} {{ acton }} {{ reward }}\n",
+            "{{ action }} {{ reward }} {{ state[7] }}\n",
+            "{{ action | upper }} {{ reward }}\n",
+            "{{ action }} {{ reward | foo }}\n",
+        ] {
             let mut cfg = crate::formats::testdata::language("coords");
             cfg.step = step.into();
             println!("{:#}", super::LanguageFormat::new(&cfg, &spec).unwrap_err());
