@@ -27,3 +27,6 @@ pub use evaluate::{evaluate_run, summary_line};
 pub use policy::{InContextPolicy, StepOutcome, StepStates};
 pub use results::{EvalRow, PolicyKind};
 pub use summary::{summarise, Summary};
+
+#[cfg(test)]
+mod tests;
