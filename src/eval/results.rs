@@ -76,7 +76,7 @@ pub fn to_csv(rows: &[EvalRow]) -> Result<Vec<u8>> {
     if rows.is_empty() {
         return Ok(format!("{HEADER}\n").into_bytes());
     }
-    Ok(w.into_inner().context("writing eval.csv")?)
+    w.into_inner().context("writing eval.csv")
 }
 
 /// Writes `eval.csv` atomically.
