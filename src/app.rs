@@ -135,6 +135,21 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
             );
             Ok(0)
         }
+        Command::Eval { run_dir, overrides } => {
+            let ovs = config::parse_overrides(&overrides)?;
+            let cfg = crate::eval::evaluate::run_config(&run_dir, &ovs)?;
+            crate::models::set_compute_threads(cfg.train.threads);
+            crate::interrupt::install();
+            let dir = crate::runs::RunDir::at(&run_dir)?;
+            let summary = crate::eval::evaluate_run(&cfg, &dir)?;
+            print!("{}", crate::eval::summary::table(&summary));
+            println!(
+                "wrote {} and {}",
+                dir.eval_path().display(),
+                dir.summary_path().display()
+            );
+            Ok(0)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "adlab", &mut std::io::stdout());
             Ok(0)

@@ -96,6 +96,17 @@ pub enum Command {
         /// Overrides (key=value, group=option, ...).
         overrides: Vec<String>,
     },
+    /// In-context evaluation of a trained run: writes eval.csv and summary.json into RUN_DIR.
+    #[command(
+        after_help = "Loads RUN_DIR/config.yaml (with the overrides applied), the checkpoint and the data cache.\n\
+                      Examples:\n  adlab eval runs/bandit-rl_heads/2026-11-23_21-30-00_1a2b3c\n  adlab eval RUN_DIR eval.episodes=100 eval.temperature=1.0"
+    )]
+    Eval {
+        /// The run directory (holding config.yaml and checkpoint/).
+        run_dir: PathBuf,
+        /// Overrides of the run's config (key=value, +key=value, ++key=value, ~key).
+        overrides: Vec<String>,
+    },
     /// Print a shell completion script.
     #[command(
         after_help = "Example:\n  adlab completions bash > ~/.local/share/bash-completion/completions/adlab"

@@ -5,6 +5,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod device;
+pub mod eval;
 pub mod formats;
 pub mod fsutil;
 pub mod interrupt;

@@ -1,5 +1,6 @@
 //! The stages of one run: resolve the device, generate or load the learning histories,
-//! train, evaluate. Each stage checks for an interrupt before it starts.
+//! train, evaluate in context (when `eval.enabled`). Each stage checks for an interrupt
+//! before it starts; an evaluation error fails the run like any other stage's.
 
 use crate::formats::config::FormatConfig;
 use crate::models::ModelConfig;
@@ -8,7 +9,7 @@ use crate::schema::LoadedConfig;
 use crate::train::lm_learner::LmLearner;
 use crate::train::rl_learner::RlLearner;
 use crate::train::trainer::train;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::io::IsTerminal;
 
 /// Runs every stage. `resume` continues training from `dir`'s checkpoint if it has one.
@@ -65,6 +66,19 @@ pub fn run_pipeline(
             model.kind(),
             format.kind()
         ),
+    }
+    drop(dataset);
+
+    if let Some(eval) = cfg.eval.as_ref().filter(|e| e.enabled) {
+        crate::interrupt::check()?;
+        tracing::info!(
+            "in-context evaluation: {} episodes on {} held-out and {} training tasks",
+            eval.episodes,
+            eval.tasks,
+            eval.train_tasks
+        );
+        let summary = crate::eval::evaluate_run(cfg, dir).context("in-context evaluation")?;
+        tracing::info!("{}", crate::eval::summary_line(&summary));
     }
     Ok(())
 }

@@ -1,0 +1,171 @@
+//! Evaluation of one run directory: load its checkpoint and data cache, let the model act in
+//! context on held-out (and some training) tasks, run the baselines on the same tasks, and
+//! write `eval.csv` and `summary.json` into the run directory.
+
+use super::baselines;
+use super::results::{self, EvalRow, PolicyKind};
+use super::rl_policy::RlHeadsPolicy;
+use super::rollout::{roll_out, Acting};
+use super::summary::{summarise, Summary};
+use crate::models::{ModelConfig, RlHeadsModel};
+use crate::runs::RunDir;
+use crate::schema::{AdlabConfig, EvalConfig};
+use crate::tasks::{Split, TaskSuite};
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+
+/// The weights file of the run's last checkpoint (or of the copy a crash mid-save leaves).
+pub fn checkpoint_weights(dir: &RunDir) -> Result<PathBuf> {
+    let main = dir.checkpoint_dir();
+    let candidates = [main.clone(), main.with_file_name("checkpoint.old")];
+    candidates
+        .iter()
+        .map(|d| d.join("model.safetensors"))
+        .find(|p| p.is_file())
+        .with_context(|| {
+            format!(
+                "{} holds no checkpoint (no {}): train the run first",
+                dir.path.display(),
+                main.join("model.safetensors").display()
+            )
+        })
+}
+
+/// The evaluated tasks of a split: the first `n` of the split, in index order.
+fn pick(suite: &TaskSuite, split: Split, n: usize) -> Vec<usize> {
+    suite.indices(split).into_iter().take(n).collect()
+}
+
+/// Evaluates the run in `dir` as `cfg.eval` says; writes `eval.csv` and `summary.json`.
+pub fn evaluate_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
+    let Some(eval) = &cfg.eval else {
+        bail!("the config has no `eval` section: nothing to evaluate");
+    };
+    if eval.episodes == 0 {
+        bail!("eval.episodes = 0: nothing to evaluate");
+    }
+    crate::interrupt::check()?;
+    let cache = crate::tasks::cache::ensure(&cfg.task, &cfg.paths.data, false)?;
+    let dataset = crate::tasks::cache::load(&cache.dir)?;
+    let suite = dataset.suite()?;
+    let weights = checkpoint_weights(dir)?;
+    let rows = match &cfg.model {
+        ModelConfig::RlHeads(m) => {
+            let spaces = crate::train::rl_learner::spaces_of(suite.spec());
+            // The init stream does not matter: every weight is overwritten by the checkpoint.
+            let model =
+                RlHeadsModel::new(m, &spaces, crate::seed::rng(cfg.seed, "model-init", &[]))?;
+            model
+                .load_weights(&weights)
+                .with_context(|| format!("loading {}", weights.display()))?;
+            evaluate_policy(&suite, eval, cfg.seed, |rows| {
+                Ok(Box::new(RlHeadsPolicy::new(&model, rows)))
+            })?
+        }
+        ModelConfig::CausalLm(_) => {
+            bail!("in-context evaluation of model.kind `causal_lm` is not implemented yet")
+        }
+    };
+    results::write(&dir.eval_path(), &rows)?;
+    let summary = summarise(&rows, eval.summary_k, eval.temperature);
+    crate::fsutil::write_json_atomic(&dir.summary_path(), &summary)?;
+    Ok(summary)
+}
+
+/// Runs the model (a fresh policy per split, from `make_policy(rows)`) and the baselines on
+/// the configured tasks of both splits; returns the rows of `eval.csv`.
+pub fn evaluate_policy<'m>(
+    suite: &TaskSuite,
+    eval: &EvalConfig,
+    seed: u64,
+    make_policy: impl Fn(usize) -> Result<Box<dyn super::InContextPolicy + 'm>>,
+) -> Result<Vec<EvalRow>> {
+    let mut rows = Vec::new();
+    for (split, n) in [(Split::Test, eval.tasks), (Split::Train, eval.train_tasks)] {
+        let tasks = pick(suite, split, n);
+        if tasks.is_empty() {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let mut policy = make_policy(tasks.len())?;
+        let acting = Acting {
+            temperature: eval.temperature,
+            seed,
+            label: "eval",
+        };
+        let model = roll_out(policy.as_mut(), suite, &tasks, eval.episodes, acting)?;
+        tracing::info!(
+            "eval {}: model played {} episodes on {} tasks in {:.1}s",
+            split.as_str(),
+            eval.episodes,
+            tasks.len(),
+            started.elapsed().as_secs_f64()
+        );
+        let ep = eval.episodes;
+        let source = baselines::source(suite, &tasks, ep, seed)?;
+        let random = baselines::random(suite, &tasks, ep, seed)?;
+        let optimal = baselines::optimal(suite, &tasks, ep)?;
+        for (episodes, kind) in [
+            (model, PolicyKind::Model),
+            (source, PolicyKind::Source),
+            (random, PolicyKind::Random),
+            (optimal, PolicyKind::Optimal),
+        ] {
+            rows.extend(EvalRow::from_episodes(&episodes, split, kind));
+        }
+    }
+    Ok(rows)
+}
+
+/// One log line: the held-out model's figures beside the source's.
+pub fn summary_line(s: &Summary) -> String {
+    let Some((split, ss)) = s.splits.first() else {
+        return "eval: no tasks evaluated".into();
+    };
+    let f = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.3}"));
+    let part = |name: &str| {
+        ss.policies.get(name).map_or(String::new(), |p| {
+            format!(
+                "{name} return {:.3} -> {:.3} (score {} -> {})",
+                p.first_k_return,
+                p.last_k_return,
+                f(p.first_k_score),
+                f(p.last_k_score)
+            )
+        })
+    };
+    format!(
+        "eval {split} ({} tasks, first/last {} of {} episodes): {}; {}",
+        ss.tasks.len(),
+        s.k,
+        s.episodes,
+        part("model"),
+        part("source")
+    )
+}
+
+/// The config of the run in `run_dir` (its `config.yaml`, already composed and resolved) with
+/// value overrides applied (`eval.episodes=100`, `++eval.tasks=4`, `~eval`, …).
+pub fn run_config(
+    run_dir: &std::path::Path,
+    overrides: &[crate::config::Override],
+) -> Result<AdlabConfig> {
+    let path = run_dir.join("config.yaml");
+    if !path.is_file() {
+        bail!(
+            "{} is not a run directory: it has no config.yaml",
+            run_dir.display()
+        );
+    }
+    let mut tree = crate::config::yaml::read_config_file(&path)?.body;
+    for o in overrides {
+        if o.is_sweep() {
+            bail!(
+                "`{}`: sweep values cannot be used with `adlab eval`",
+                o.text
+            );
+        }
+        crate::config::compose::apply_value_override(&mut tree, o)?;
+    }
+    Ok(crate::schema::typed_config(&tree)?)
+}

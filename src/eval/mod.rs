@@ -1,0 +1,32 @@
+//! In-context evaluation (AD's protocol): a trained model acts in tasks, held-out and
+//! training, for `eval.episodes` episodes with only its own growing history as context, and
+//! its returns are written beside those of the source algorithm learning from scratch, a
+//! random policy and the optimum (`eval.csv`, `summary.json`).
+//!
+//! * [`policy`]: the [`InContextPolicy`] seam a model family implements;
+//! * [`rl_policy`]: the RL-heads transformer behind it (KV-cache decoding);
+//! * [`sampler`]: greedy / seeded temperature sampling of actions;
+//! * [`rollout`]: the batched protocol (one row per task, independent episodes);
+//! * [`baselines`]: source, random and optimal on the same tasks and environment streams;
+//! * [`results`]: `eval.csv`; [`summary`]: `summary.json` and the printed table;
+//! * [`evaluate`]: a run directory in, its evaluation files out.
+//!
+//! Architecture invariant: evaluation reads a run directory (config, checkpoint, data cache)
+//! and never trains or changes the model.
+
+pub mod baselines;
+pub mod evaluate;
+pub mod policy;
+pub mod results;
+pub mod rl_policy;
+pub mod rollout;
+pub mod sampler;
+pub mod summary;
+
+pub use evaluate::{evaluate_run, summary_line};
+pub use policy::{InContextPolicy, StepOutcome, StepStates};
+pub use results::{EvalRow, PolicyKind};
+pub use summary::{summarise, Summary};
+
+#[cfg(test)]
+mod tests;

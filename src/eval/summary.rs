@@ -1,0 +1,287 @@
+//! `summary.json`: the figures a report reads from one evaluation, computed from the rows of
+//! `eval.csv` alone.
+//!
+//! ```text
+//! {
+//!   "episodes": 100,          episodes per task
+//!   "k": 20,                  episodes averaged at each end (eval.summary_k, capped at episodes)
+//!   "temperature": 0.0,
+//!   "splits": {
+//!     "test":  {              held-out tasks ("train": training tasks, same shape)
+//!       "tasks": [200, ...],  task indices
+//!       "policies": {
+//!         "model": {          also "source", "random", "optimal"
+//!           "first_k_return": 0.41,   mean return over tasks × the first k episodes
+//!           "last_k_return":  0.78,   ... the last k episodes
+//!           "improvement":    0.37,   last_k_return − first_k_return (in-context improvement)
+//!           "first_k_score":  0.12,   normalised score of the first k episodes
+//!           "last_k_score":   0.85,
+//!           "score_improvement": 0.73,
+//!           "curve":       [..],      mean return over tasks, per episode
+//!           "score_curve": [..]       mean normalised score over tasks, per episode
+//! } } } } }
+//! ```
+//!
+//! Normalised score of a return on task i: `(return − random_i) / (optimal_i − random_i)`,
+//! where `random_i` is the mean return of the random policy over all its episodes on task i
+//! (0 = random, 1 = optimal). A score averages this over tasks; tasks where
+//! `optimal_i − random_i < 1e-6` (nothing to gain) are left out, and a score is `null` when no
+//! task remains (or the random baseline is missing).
+
+use super::results::{EvalRow, PolicyKind};
+use crate::tasks::Split;
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub episodes: usize,
+    pub k: usize,
+    pub temperature: f64,
+    /// By split name: `test`, then `train`.
+    pub splits: IndexMap<String, SplitSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitSummary {
+    pub tasks: Vec<usize>,
+    /// By policy name: `model`, `source`, `random`, `optimal` (those present).
+    pub policies: IndexMap<String, PolicySummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicySummary {
+    pub first_k_return: f64,
+    pub last_k_return: f64,
+    pub improvement: f64,
+    pub first_k_score: Option<f64>,
+    pub last_k_score: Option<f64>,
+    pub score_improvement: Option<f64>,
+    pub curve: Vec<f64>,
+    pub score_curve: Vec<Option<f64>>,
+}
+
+/// Below this gap between optimal and random a task cannot be normalised.
+const MIN_GAP: f64 = 1e-6;
+
+fn mean(xs: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let (mut s, mut n) = (0.0, 0usize);
+    for x in xs {
+        s += x;
+        n += 1;
+    }
+    (n > 0).then(|| s / n as f64)
+}
+
+/// Builds the summary of `rows` (several splits and policies mixed) with `k` episodes at
+/// each end.
+pub fn summarise(rows: &[EvalRow], k: usize, temperature: f64) -> Summary {
+    let episodes = rows.iter().map(|r| r.episode + 1).max().unwrap_or(0);
+    let k = k.min(episodes).max(1);
+    let mut splits = IndexMap::new();
+    for split in [Split::Test, Split::Train] {
+        let in_split: Vec<&EvalRow> = rows.iter().filter(|r| r.split == split).collect();
+        if in_split.is_empty() {
+            continue;
+        }
+        let mut tasks: Vec<usize> = in_split.iter().map(|r| r.task).collect();
+        tasks.sort_unstable();
+        tasks.dedup();
+        // Per task: mean random return and optimal return.
+        let per_task = |p: PolicyKind| -> BTreeMap<usize, f64> {
+            let mut acc: BTreeMap<usize, (f64, usize)> = BTreeMap::new();
+            for r in in_split.iter().filter(|r| r.policy == p) {
+                let e = acc.entry(r.task).or_default();
+                e.0 += f64::from(r.ret);
+                e.1 += 1;
+            }
+            acc.into_iter()
+                .map(|(t, (s, n))| (t, s / n as f64))
+                .collect()
+        };
+        let random = per_task(PolicyKind::Random);
+        let optimal = per_task(PolicyKind::Optimal);
+        let normalise = |task: usize, ret: f64| -> Option<f64> {
+            let (lo, hi) = (random.get(&task)?, optimal.get(&task)?);
+            (hi - lo >= MIN_GAP).then(|| (ret - lo) / (hi - lo))
+        };
+        let mut policies = IndexMap::new();
+        for p in PolicyKind::ALL {
+            let prows: Vec<&&EvalRow> = in_split.iter().filter(|r| r.policy == p).collect();
+            if prows.is_empty() {
+                continue;
+            }
+            let n_ep = prows.iter().map(|r| r.episode + 1).max().unwrap_or(0);
+            let curve: Vec<f64> = (0..n_ep)
+                .map(|e| {
+                    mean(
+                        prows
+                            .iter()
+                            .filter(|r| r.episode == e)
+                            .map(|r| f64::from(r.ret)),
+                    )
+                    .unwrap_or(f64::NAN)
+                })
+                .collect();
+            let score_curve: Vec<Option<f64>> = (0..n_ep)
+                .map(|e| {
+                    mean(
+                        prows
+                            .iter()
+                            .filter(|r| r.episode == e)
+                            .filter_map(|r| normalise(r.task, f64::from(r.ret))),
+                    )
+                })
+                .collect();
+            let ends = |first: bool| -> Vec<&&&EvalRow> {
+                let kk = k.min(n_ep);
+                prows
+                    .iter()
+                    .filter(|r| {
+                        if first {
+                            r.episode < kk
+                        } else {
+                            r.episode + kk >= n_ep
+                        }
+                    })
+                    .collect()
+            };
+            let ret_of =
+                |rs: &[&&&EvalRow]| mean(rs.iter().map(|r| f64::from(r.ret))).unwrap_or(0.0);
+            // A score is the mean over tasks of the task's mean normalised return.
+            let score_of = |rs: &[&&&EvalRow]| -> Option<f64> {
+                let mut by_task: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+                for r in rs {
+                    by_task.entry(r.task).or_default().push(f64::from(r.ret));
+                }
+                mean(
+                    by_task
+                        .into_iter()
+                        .filter_map(|(t, v)| normalise(t, mean(v).unwrap_or(0.0))),
+                )
+            };
+            let (first, last) = (ends(true), ends(false));
+            let (fr, lr) = (ret_of(&first), ret_of(&last));
+            let (fs, ls) = (score_of(&first), score_of(&last));
+            policies.insert(
+                p.as_str().to_string(),
+                PolicySummary {
+                    first_k_return: fr,
+                    last_k_return: lr,
+                    improvement: lr - fr,
+                    first_k_score: fs,
+                    last_k_score: ls,
+                    score_improvement: fs.zip(ls).map(|(f, l)| l - f),
+                    curve,
+                    score_curve,
+                },
+            );
+        }
+        splits.insert(split.as_str().to_string(), SplitSummary { tasks, policies });
+    }
+    Summary {
+        episodes,
+        k,
+        temperature,
+        splits,
+    }
+}
+
+/// A short fixed-width table of the summary (one line per split and policy).
+pub fn table(s: &Summary) -> String {
+    let mut out = format!(
+        "{:<6} {:<8} {:>10} {:>10} {:>8} {:>10} {:>10}\n",
+        "split",
+        "policy",
+        format!("first{}", s.k),
+        format!("last{}", s.k),
+        "gain",
+        "score_1st",
+        "score_last"
+    );
+    let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3}"));
+    for (split, ss) in &s.splits {
+        for (name, p) in &ss.policies {
+            out.push_str(&format!(
+                "{:<6} {:<8} {:>10.3} {:>10.3} {:>8.3} {:>10} {:>10}\n",
+                split,
+                name,
+                p.first_k_return,
+                p.last_k_return,
+                p.improvement,
+                f(p.first_k_score),
+                f(p.last_k_score)
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(task: usize, episode: usize, ret: f32, policy: PolicyKind) -> EvalRow {
+        EvalRow {
+            task,
+            split: Split::Test,
+            episode,
+            ret,
+            steps: Some(1),
+            policy,
+        }
+    }
+
+    #[test]
+    fn normalised_scores_on_hand_made_numbers() {
+        use PolicyKind::*;
+        // Task 0: random returns 1 and 3 (mean 2), optimal 10.
+        // Task 1: random 0 and 0 (mean 0), optimal 4.
+        // Task 2: optimal = random = 5: cannot be normalised, left out of scores.
+        let mut rows = vec![
+            row(0, 0, 1.0, Random),
+            row(0, 1, 3.0, Random),
+            row(1, 0, 0.0, Random),
+            row(1, 1, 0.0, Random),
+            row(2, 0, 5.0, Random),
+            row(2, 1, 5.0, Random),
+        ];
+        for t in 0..3 {
+            let opt = [10.0, 4.0, 5.0][t];
+            rows.push(row(t, 0, opt, Optimal));
+            rows.push(row(t, 1, opt, Optimal));
+        }
+        // The model: task 0 returns 2 then 10 (score 0 then 1); task 1: 1 then 3
+        // (0.25 then 0.75); task 2: anything.
+        rows.extend([
+            row(0, 0, 2.0, Model),
+            row(0, 1, 10.0, Model),
+            row(1, 0, 1.0, Model),
+            row(1, 1, 3.0, Model),
+            row(2, 0, 7.0, Model),
+            row(2, 1, 1.0, Model),
+        ]);
+        let s = summarise(&rows, 1, 0.0);
+        assert_eq!((s.episodes, s.k), (2, 1));
+        let test = &s.splits["test"];
+        assert_eq!(test.tasks, vec![0, 1, 2]);
+        let m = &test.policies["model"];
+        assert!((m.first_k_return - 10.0 / 3.0).abs() < 1e-9);
+        assert!((m.last_k_return - 14.0 / 3.0).abs() < 1e-9);
+        assert!((m.improvement - 4.0 / 3.0).abs() < 1e-9);
+        assert!((m.first_k_score.unwrap() - 0.125).abs() < 1e-9);
+        assert!((m.last_k_score.unwrap() - 0.875).abs() < 1e-9);
+        assert!((m.score_improvement.unwrap() - 0.75).abs() < 1e-9);
+        assert_eq!(m.score_curve, vec![Some(0.125), Some(0.875)]);
+        assert_eq!(m.curve.len(), 2);
+        // Random scores 0 and optimal 1 on average, by construction.
+        let r = &test.policies["random"];
+        let o = &test.policies["optimal"];
+        let both = r.first_k_score.unwrap() + r.last_k_score.unwrap();
+        assert!(both.abs() < 1e-9, "{r:?}");
+        assert!((o.last_k_score.unwrap() - 1.0).abs() < 1e-9);
+        assert!(!s.splits.contains_key("train"));
+        assert!(table(&s).contains("model"));
+    }
+}

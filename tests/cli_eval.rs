@@ -1,0 +1,103 @@
+//! `adlab eval` and the evaluation stage of `adlab run`: eval.csv, summary.json, seeding.
+
+mod common;
+use common::*;
+
+const TINY: &[&str] = &[
+    "task=bandit",
+    "train.steps=3",
+    "model.d_model=16",
+    "model.n_layers=1",
+    "model.n_heads=2",
+    "model.d_ff=32",
+    "eval.episodes=6",
+    "eval.tasks=3",
+    "eval.train_tasks=2",
+    "eval.summary_k=2",
+];
+
+#[test]
+fn a_run_ends_with_an_evaluation_beside_its_baselines() {
+    let s = Scratch::new();
+    stdout_of(s.adlab_with_paths("run", TINY));
+    let dir = &s.run_dirs("bandit-rl_heads")[0];
+    let csv = std::fs::read_to_string(dir.join("eval.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("task,split,episode,return,steps,policy"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    // (3 test + 2 train tasks) x 6 episodes x 4 policies.
+    assert_eq!(rows.len(), 5 * 6 * 4, "{csv}");
+    for split in ["test", "train"] {
+        for policy in ["model", "source", "random", "optimal"] {
+            let n = rows
+                .iter()
+                .filter(|r| r[1] == split && r[5] == policy)
+                .count();
+            let tasks = if split == "test" { 3 } else { 2 };
+            assert_eq!(n, tasks * 6, "{split} {policy}");
+        }
+    }
+    // Bandit episodes are one pull; the optimal rows are reference values, not played.
+    assert!(rows
+        .iter()
+        .all(|r| r[4] == if r[5] == "optimal" { "" } else { "1" }));
+
+    let summary = read_json(&dir.join("summary.json"));
+    assert_eq!(summary["episodes"], 6);
+    assert_eq!(summary["k"], 2);
+    let test = &summary["splits"]["test"];
+    assert_eq!(test["tasks"].as_array().unwrap().len(), 3);
+    for policy in ["model", "source", "random", "optimal"] {
+        let p = &test["policies"][policy];
+        for key in ["first_k_return", "last_k_return", "improvement"] {
+            assert!(p[key].is_number(), "{policy}.{key}: {p}");
+        }
+        assert_eq!(p["curve"].as_array().unwrap().len(), 6);
+        assert_eq!(p["score_curve"].as_array().unwrap().len(), 6);
+    }
+    assert_eq!(test["policies"]["optimal"]["last_k_score"], 1.0);
+    assert!(summary["splits"]["train"]["policies"]["model"].is_object());
+    let log = std::fs::read_to_string(dir.join("adlab.log")).unwrap();
+    assert!(log.contains("eval test (3 tasks"), "{log}");
+    assert_eq!(read_json(&dir.join("meta.json"))["status"], "completed");
+}
+
+#[test]
+fn eval_rewrites_a_runs_results_with_overrides_and_seeded_sampling() {
+    let s = Scratch::new();
+    let mut args = TINY.to_vec();
+    args.push("eval.enabled=false");
+    stdout_of(s.adlab_with_paths("run", &args));
+    let dir = s.run_dirs("bandit-rl_heads")[0].clone();
+    assert!(
+        !dir.join("eval.csv").exists(),
+        "eval.enabled=false still evaluated"
+    );
+
+    let eval = |extra: &[&str]| {
+        let mut cmd = s.adlab();
+        cmd.arg("eval").arg(&dir).args(extra);
+        let out = stdout_of(cmd);
+        (out, std::fs::read_to_string(dir.join("eval.csv")).unwrap())
+    };
+    let (table, first) = eval(&["eval.temperature=1.0", "eval.episodes=4"]);
+    assert!(
+        table.contains("policy") && table.contains("model"),
+        "{table}"
+    );
+    assert!(table.contains("wrote"), "{table}");
+    assert_eq!(first.lines().count(), 1 + 5 * 4 * 4);
+    let (_, again) = eval(&["eval.temperature=1.0", "eval.episodes=4"]);
+    assert_eq!(first, again, "same seed, different eval.csv");
+    let (_, other) = eval(&["eval.temperature=1.0", "eval.episodes=4", "seed=1"]);
+    assert_ne!(first, other);
+}
+
+#[test]
+fn eval_of_a_directory_that_is_not_a_run_says_so() {
+    let s = Scratch::new();
+    let mut cmd = s.adlab();
+    cmd.arg("eval").arg(s.path());
+    let err = stderr_of_failure(cmd);
+    assert!(err.contains("not a run directory"), "{err}");
+}
