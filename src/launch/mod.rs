@@ -3,6 +3,7 @@
 //! knows nothing about how a sweep was expanded, and a job is always `adlab run --run-dir`.
 
 pub mod config;
+pub mod slurm;
 
 use std::path::PathBuf;
 

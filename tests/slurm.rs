@@ -1,0 +1,238 @@
+//! The SLURM launcher against a real cluster: a one-node slurmctld + slurmd on localhost,
+//! started by `.ci/slurm-cluster.sh` when it is not already up. These tests fail (they never
+//! skip) when no cluster can be reached: the launcher is only tested if SLURM really runs it.
+
+mod common;
+use adlab::launch::config::SlurmLauncherConfig;
+use adlab::launch::slurm::{self, JobState, JobStatus, SlurmArray};
+use adlab::launch::{JobCommand, JobSpec};
+use common::*;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A tiny RL-heads model on bandit histories: a few seconds per job.
+const TINY: &[&str] = &[
+    "task=bandit",
+    "model.d_model=32",
+    "model.n_layers=1",
+    "model.n_heads=2",
+    "model.d_ff=64",
+    "model.context_steps=16",
+    "train.batch_size=4",
+    "train.steps=10",
+    "train.log_every=5",
+    "eval.enabled=false",
+];
+
+/// Starts the local cluster once per test binary (the script is idempotent and locked).
+fn cluster() {
+    static UP: OnceLock<Result<(), String>> = OnceLock::new();
+    let up = UP.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/slurm-cluster.sh");
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} start failed:\n{}{}",
+                script.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = up {
+        panic!(
+            "no SLURM cluster: {e}\n(these tests need Debian's slurm-wlm and root; `.ci/run` \
+             installs it)"
+        );
+    }
+}
+
+fn launcher() -> SlurmLauncherConfig {
+    SlurmLauncherConfig {
+        partition: None,
+        time_limit: "00:10:00".into(),
+        cpus_per_task: 1,
+        mem: Some("500M".into()),
+        gpus_per_task: None,
+        gres: None,
+        account: None,
+        qos: None,
+        array_parallelism: None,
+        additional_parameters: Default::default(),
+        setup: vec!["export ADLAB_TEST_SETUP=ran".into()],
+        wait: true,
+        poll_seconds: 0.5,
+    }
+}
+
+fn command(s: &Scratch) -> JobCommand {
+    JobCommand {
+        exe: bin(),
+        config_dir: conf_dir(),
+        cwd: s.path().to_path_buf(),
+    }
+}
+
+/// A job of the sweep in `s`: run directory `sweep/<index>`, the tiny model plus `extra`.
+fn job(s: &Scratch, index: usize, extra: &[&str]) -> JobSpec {
+    let mut overrides: Vec<String> = TINY.iter().chain(extra).map(|o| o.to_string()).collect();
+    overrides.push(format!("paths.runs={}", s.runs().display()));
+    overrides.push(format!("paths.data={}", s.data().display()));
+    JobSpec {
+        index,
+        run_dir: PathBuf::from(format!("sweep/{index:03}")),
+        overrides,
+    }
+}
+
+/// `array.wait`, but a hung cluster fails the test (after cancelling) instead of hanging it.
+fn wait_at_most(array: &SlurmArray, limit: Duration) -> Vec<JobState> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = array.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(waiter.wait(0.5, |_| {}));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(states) => states.expect("waiting for the array"),
+        Err(_) => {
+            let states = array.poll();
+            let _ = array.cancel();
+            panic!(
+                "array {} did not finish in {limit:?}: {states:#?}",
+                array.array_id
+            )
+        }
+    }
+}
+
+#[test]
+fn a_sweep_array_runs_real_training_jobs_and_reports_the_failed_one() {
+    cluster();
+    let s = Scratch::new();
+    let sweep = s.path().join("sweep");
+    // A subset of a sweep (as a resume submits): array tasks 0,1,2 run jobs 0, 2 and 5.
+    // Job 2's name has what a shell would mangle: quotes, parentheses, `$`, spaces.
+    let hostile_name = "tiny (slurm) \"$HOME\" `id`; it's";
+    let jobs = vec![
+        job(&s, 0, &["seed=1"]),
+        job(
+            &s,
+            2,
+            &[
+                "seed=2",
+                &format!("name='{}'", hostile_name.replace('\'', "\\'")),
+            ],
+        ),
+        job(&s, 5, &["device=cuda:0"]),
+    ];
+    let array = slurm::submit(&launcher(), &jobs, &sweep, &command(&s)).unwrap();
+    assert!(array.array_id.chars().all(|c| c.is_ascii_digit()));
+    assert_eq!(
+        std::fs::read_to_string(sweep.join("slurm/array_id"))
+            .unwrap()
+            .trim(),
+        array.array_id
+    );
+
+    let states = wait_at_most(&array, Duration::from_secs(300));
+    if std::env::var("KEEPDBG").is_ok() {
+        let _ = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(s.path())
+            .arg("/tmp/slurmdbg")
+            .status();
+    }
+    let summary: Vec<_> = states.iter().map(|j| (j.index, j.status)).collect();
+    assert_eq!(
+        summary,
+        [
+            (0, JobStatus::Completed),
+            (2, JobStatus::Completed),
+            (5, JobStatus::Failed)
+        ],
+        "{states:#?}"
+    );
+    for j in &states[..2] {
+        let csv = std::fs::read_to_string(j.run_dir.join("metrics.csv")).unwrap();
+        assert!(csv.lines().count() > 1, "{csv}");
+        assert_eq!(
+            read_json(&j.run_dir.join("meta.json"))["status"],
+            "completed"
+        );
+    }
+    let config = std::fs::read_to_string(states[1].run_dir.join("config.yaml")).unwrap();
+    let name_line = config.lines().find(|l| l.starts_with("name:")).unwrap();
+    let name: String = serde_yaml_ng::from_str::<serde_json::Value>(name_line).unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(name, hostile_name);
+
+    let failed = &states[2];
+    let error = failed.error.as_deref().unwrap();
+    assert!(error.contains("cuda:0"), "{error}");
+    assert_eq!(
+        read_json(&failed.run_dir.join("meta.json"))["status"],
+        "failed"
+    );
+    assert!(failed.log.exists(), "{}", failed.log.display());
+    assert!(failed.log.starts_with(sweep.join("slurm/logs")));
+
+    // Re-opened from its files, the array tells the same story.
+    let reopened = SlurmArray::open(&sweep).unwrap();
+    assert_eq!(reopened.poll().unwrap(), states);
+}
+
+#[test]
+fn cancelling_stops_the_running_job_and_the_queued_ones() {
+    cluster();
+    let s = Scratch::new();
+    let sweep = s.path().join("sweep");
+    let cfg = SlurmLauncherConfig {
+        array_parallelism: Some(1), // the second job stays queued behind the first
+        ..launcher()
+    };
+    let jobs = vec![
+        job(&s, 0, &["train.steps=1000000"]),
+        job(&s, 1, &["train.steps=1000000"]),
+    ];
+    let array = slurm::submit(&cfg, &jobs, &sweep, &command(&s)).unwrap();
+
+    // Wait until the first job really trains (its run has a meta.json of its own).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let states = array.poll().unwrap();
+        if states[0].status == JobStatus::Running && states[0].run_dir.join("meta.json").exists() {
+            assert_eq!(states[1].status, JobStatus::Pending, "{states:#?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never started: {states:#?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // A second array for the same sweep while this one runs would race it for the run dirs.
+    let err = slurm::submit(&cfg, &jobs, &sweep, &command(&s)).unwrap_err();
+    assert!(err.to_string().contains("still has"), "{err:#}");
+
+    array.cancel().unwrap();
+    let states = wait_at_most(&array, Duration::from_secs(120));
+    assert!(
+        states.iter().all(|j| j.status == JobStatus::Interrupted),
+        "{states:#?}"
+    );
+    assert_eq!(
+        read_json(&states[0].run_dir.join("meta.json"))["status"],
+        "interrupted"
+    );
+    assert_eq!(
+        states[1].error.as_deref(),
+        Some("cancelled before it started")
+    );
+}
