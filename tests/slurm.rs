@@ -4,113 +4,10 @@
 
 mod common;
 use adlab::launch::config::SlurmLauncherConfig;
-use adlab::launch::slurm::{self, JobState, JobStatus, SlurmArray};
-use adlab::launch::{JobCommand, JobSpec};
+use adlab::launch::slurm::{self, JobStatus, SlurmArray};
+use common::slurm::*;
 use common::*;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-/// A tiny RL-heads model on bandit histories: a few seconds per job.
-const TINY: &[&str] = &[
-    "task=bandit",
-    "model.d_model=32",
-    "model.n_layers=1",
-    "model.n_heads=2",
-    "model.d_ff=64",
-    "model.context_steps=16",
-    "train.batch_size=4",
-    "train.steps=10",
-    "train.log_every=5",
-    "eval.enabled=false",
-];
-
-/// Starts the local cluster once per test binary (the script is idempotent and locked).
-fn cluster() {
-    static UP: OnceLock<Result<(), String>> = OnceLock::new();
-    let up = UP.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/slurm-cluster.sh");
-        let out = std::process::Command::new("bash")
-            .arg(&script)
-            .arg("start")
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} start failed:\n{}{}",
-                script.display(),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    });
-    if let Err(e) = up {
-        panic!(
-            "no SLURM cluster: {e}\n(these tests need Debian's slurm-wlm and root; `.ci/run` \
-             installs it)"
-        );
-    }
-}
-
-fn launcher() -> SlurmLauncherConfig {
-    SlurmLauncherConfig {
-        partition: None,
-        time_limit: "00:10:00".into(),
-        cpus_per_task: 1,
-        mem: Some("500M".into()),
-        gpus_per_task: None,
-        gres: None,
-        account: None,
-        qos: None,
-        array_parallelism: None,
-        additional_parameters: Default::default(),
-        setup: vec!["export ADLAB_TEST_SETUP=ran".into()],
-        wait: true,
-        poll_seconds: 0.5,
-    }
-}
-
-fn command(s: &Scratch) -> JobCommand {
-    JobCommand {
-        exe: bin(),
-        config_dir: conf_dir(),
-        cwd: s.path().to_path_buf(),
-    }
-}
-
-/// A job of the sweep in `s`: run directory `sweep/<index>`, the tiny model plus `extra`.
-fn job(s: &Scratch, index: usize, extra: &[&str]) -> JobSpec {
-    let mut overrides: Vec<String> = TINY.iter().chain(extra).map(|o| o.to_string()).collect();
-    overrides.push(format!("paths.runs={}", s.runs().display()));
-    overrides.push(format!("paths.data={}", s.data().display()));
-    JobSpec {
-        index,
-        run_dir: PathBuf::from(format!("sweep/{index:03}")),
-        overrides,
-    }
-}
-
-/// `array.wait`, but a hung cluster fails the test (after cancelling) instead of hanging it.
-fn wait_at_most(array: &SlurmArray, limit: Duration) -> Vec<JobState> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let waiter = array.clone();
-    std::thread::spawn(move || {
-        let _ = tx.send(waiter.wait(0.5, |_| {}));
-    });
-    match rx.recv_timeout(limit) {
-        Ok(states) => states.expect("waiting for the array"),
-        Err(_) => {
-            let states = array.poll();
-            let _ = array.cancel();
-            panic!(
-                "array {} did not finish in {limit:?}: {states:#?}",
-                array.array_id
-            )
-        }
-    }
-}
 
 #[test]
 fn a_sweep_array_runs_real_training_jobs_and_reports_the_failed_one() {
@@ -131,6 +28,7 @@ fn a_sweep_array_runs_real_training_jobs_and_reports_the_failed_one() {
             ],
         ),
         job(&s, 5, &["device=cuda:0"]),
+        job(&s, 6, &["model.d_modle=32"]),
     ];
     let array = slurm::submit(&launcher(), &jobs, &sweep, &command(&s)).unwrap();
     assert!(array.array_id.chars().all(|c| c.is_ascii_digit()));
@@ -155,7 +53,8 @@ fn a_sweep_array_runs_real_training_jobs_and_reports_the_failed_one() {
         [
             (0, JobStatus::Completed),
             (2, JobStatus::Completed),
-            (5, JobStatus::Failed)
+            (5, JobStatus::Failed),
+            (6, JobStatus::Failed)
         ],
         "{states:#?}"
     );
@@ -184,6 +83,13 @@ fn a_sweep_array_runs_real_training_jobs_and_reports_the_failed_one() {
     );
     assert!(failed.log.exists(), "{}", failed.log.display());
     assert!(failed.log.starts_with(sweep.join("slurm/logs")));
+
+    // A bad override stops adlab before the run starts; its complaint is the error.
+    let error = states[3].error.as_deref().unwrap();
+    assert!(
+        error.contains("d_modle") && error.contains("_3.err"),
+        "{error}"
+    );
 
     // Re-opened from its files, the array tells the same story.
     let reopened = SlurmArray::open(&sweep).unwrap();

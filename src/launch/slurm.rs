@@ -287,6 +287,9 @@ impl SlurmArray {
                 meta: meta.as_ref().map(|m| (m.status, m.error.clone())),
                 queued,
                 cancelled,
+                last_words: exit_code
+                    .filter(|c| *c != 0 && meta.is_none())
+                    .and_then(|_| last_words(&log)),
             },
             &log,
         );
@@ -361,6 +364,8 @@ struct Observed<'a> {
     meta: Option<(RunStatus, Option<String>)>,
     queued: Option<&'a QueueEntry>,
     cancelled: bool,
+    /// The end of the task's stderr (what adlab said before it gave up).
+    last_words: Option<String>,
 }
 
 /// Job status from what is observed (pure, so each case is tested).
@@ -392,11 +397,10 @@ fn classify(o: &Observed, log: &Path) -> (JobStatus, Option<String>) {
             Some((status, error)) if from_meta(*status, error).is_some() => {
                 from_meta(*status, error).unwrap()
             }
-            Some((RunStatus::Running, _)) if o.cancelled => (
+            // Cancelled before adlab recorded an end (or before it even wrote meta.json).
+            _ if o.cancelled => (
                 JobStatus::Interrupted,
-                Some(
-                    "cancelled; adlab was killed before it could record the end of the run".into(),
-                ),
+                Some("cancelled before adlab could record the end of the run".into()),
             ),
             Some((RunStatus::Running, _)) => (
                 JobStatus::Failed,
@@ -411,7 +415,11 @@ fn classify(o: &Observed, log: &Path) -> (JobStatus, Option<String>) {
             _ => (
                 JobStatus::Failed,
                 see(format!(
-                    "adlab exited with status {code} before the run started"
+                    "adlab exited with status {code} before the run started{}",
+                    o.last_words
+                        .as_deref()
+                        .map(|w| format!(": {w}"))
+                        .unwrap_or_default()
                 )),
             ),
         };
@@ -462,6 +470,27 @@ fn classify(o: &Observed, log: &Path) -> (JobStatus, Option<String>) {
             see("the task left the SLURM queue without recording an exit status".into()),
         ),
     }
+}
+
+/// The last non-empty line of a log, without terminal colour codes, at most 500 characters.
+fn last_words(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    let mut plain = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // A CSI sequence: ESC [ parameters final-letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    Some(plain.trim().chars().take(500).collect())
 }
 
 /// The run's `meta.json` if it was written at or after `since`.
@@ -518,7 +547,17 @@ mod tests {
             meta: meta.map(|s| (s, (s == RunStatus::Failed).then(|| "boom".to_string()))),
             queued,
             cancelled: false,
+            last_words: None,
         }
+    }
+
+    #[test]
+    fn last_words_are_the_last_line_without_colours() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("1_0.err");
+        std::fs::write(&log, "first\n\u{1b}[31mERROR\u{1b}[0m bad key `x`\n\n").unwrap();
+        assert_eq!(last_words(&log).unwrap(), "ERROR bad key `x`");
+        assert_eq!(last_words(&dir.path().join("missing")), None);
     }
 
     fn status(o: &Observed) -> (JobStatus, Option<String>) {
@@ -565,10 +604,19 @@ mod tests {
         let (s, e) = status(&obs(true, Some(137), Some(RunStatus::Running), None));
         assert_eq!(s, JobStatus::Failed);
         assert!(e.unwrap().contains("7_0.err"));
-        // A bad override: adlab stops before it writes meta.json.
-        let (s, e) = status(&obs(true, Some(2), None, None));
+        // ... unless we cancelled it, even before adlab wrote its meta.json.
+        for meta in [Some(RunStatus::Running), None] {
+            let mut o = obs(true, Some(143), meta, None);
+            o.cancelled = true;
+            assert_eq!(status(&o).0, JobStatus::Interrupted);
+        }
+        // A bad override: adlab stops before it writes meta.json, saying why on stderr.
+        let mut o = obs(true, Some(2), None, None);
+        o.last_words = Some("error: unknown key `model.d_modle`".into());
+        let (s, e) = status(&o);
         assert_eq!(s, JobStatus::Failed);
-        assert!(e.unwrap().contains("status 2"));
+        let e = e.unwrap();
+        assert!(e.contains("status 2") && e.contains("model.d_modle"), "{e}");
     }
 
     #[test]

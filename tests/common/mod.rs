@@ -2,6 +2,8 @@
 //! repository's conf tree and writes runs and data into the scratch directory.
 #![allow(dead_code)]
 
+pub mod slurm;
+
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 

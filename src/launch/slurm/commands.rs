@@ -123,6 +123,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_missing_command_says_this_is_not_a_slurm_host() {
+        let e = run("adlab-test-no-such-sbatch", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not found on PATH") && e.contains("launcher=local"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_failing_command_shows_its_stderr() {
+        let args = vec![
+            "-c".to_string(),
+            "echo 'sbatch: error: Invalid partition' >&2; exit 1".into(),
+        ];
+        let out = run("bash", &args).unwrap();
+        let e = describe("sbatch", &args, &out);
+        assert!(
+            e.contains("Invalid partition") && e.contains("exit status: 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn squeue_lines_map_task_ids_to_states() {
         let got = parse_squeue("0|RUNNING|None\n1|PENDING|JobArrayTaskLimit\n[2-5%2]|PENDING|x\n");
         assert_eq!(got.len(), 2);
