@@ -94,6 +94,26 @@ fn a_sweep_array_runs_real_training_jobs_and_reports_the_failed_one() {
     // Re-opened from its files, the array tells the same story.
     let reopened = SlurmArray::open(&sweep).unwrap();
     assert_eq!(reopened.poll().unwrap(), states);
+
+    // A resume submits only what did not complete: job 5 again, now on the CPU. Its run
+    // directory still says `failed` from the first array; that is not the new task's state.
+    let again = slurm::submit(
+        &launcher(),
+        &[job(&s, 5, &["device=cpu"])],
+        &sweep,
+        &command(&s),
+    )
+    .unwrap();
+    assert_ne!(again.array_id, array.array_id);
+    let first_look = again.poll().unwrap();
+    assert_ne!(first_look[0].status, JobStatus::Failed, "{first_look:#?}");
+    let states = wait_at_most(&again, Duration::from_secs(300));
+    assert_eq!(
+        (states[0].task, states[0].index, states[0].status),
+        (0, 5, JobStatus::Completed),
+        "{states:#?}"
+    );
+    assert_eq!(SlurmArray::open(&sweep).unwrap().array_id, again.array_id);
 }
 
 #[test]

@@ -102,6 +102,7 @@ pub struct SlurmArray {
     pub array_id: String,
     /// `SWEEP_DIR/slurm`.
     pub dir: PathBuf,
+    /// Task `i` of the array is `tasks[i]`.
     pub tasks: Vec<ArrayTask>,
 }
 
@@ -149,6 +150,12 @@ pub fn submit(
     for d in [&logs, &state_dir] {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
+    // `array_id` + `jobs.json` describe one array: never the old id with the new jobs.
+    let id_path = dir.join("array_id");
+    if id_path.exists() {
+        std::fs::remove_file(&id_path)
+            .with_context(|| format!("removing {}", id_path.display()))?;
+    }
     let cwd = absolute(&cmd.cwd)?;
     let exe = if cmd.exe.components().count() > 1 {
         absolute(&cmd.exe)?
@@ -172,13 +179,16 @@ pub fn submit(
         },
     )?;
 
-    let job_name = format!(
-        "adlab-{}",
-        sweep_dir
-            .file_name()
+    // `runs/sweeps/<sweep>/<stamp>` -> `adlab-<sweep>-<stamp>`, what squeue shows.
+    let name_of = |p: Option<&Path>| {
+        p.and_then(Path::file_name)
             .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_else(|| "sweep".into())
-    );
+    };
+    let job_name = match (name_of(sweep_dir.parent()), name_of(Some(sweep_dir))) {
+        (Some(sweep), Some(stamp)) => format!("adlab-{sweep}-{stamp}"),
+        (None, Some(name)) => format!("adlab-{name}"),
+        _ => "adlab-sweep".to_string(),
+    };
     let script_path = dir.join("job.sbatch");
     let mut args = script::sbatch_args(cfg, tasks.len(), &job_name, &logs)?;
     args.push(script_path.display().to_string());
@@ -203,7 +213,7 @@ pub fn submit(
     )?;
 
     let array_id = commands::sbatch(&args).context("submitting the sweep as a SLURM job array")?;
-    crate::fsutil::write_atomic(&dir.join("array_id"), format!("{array_id}\n").as_bytes())?;
+    crate::fsutil::write_atomic(&id_path, format!("{array_id}\n").as_bytes())?;
     tracing::info!(
         "submitted {} job(s) as SLURM array {array_id} (logs: {})",
         tasks.len(),
