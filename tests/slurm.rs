@@ -162,3 +162,46 @@ fn cancelling_stops_the_running_job_and_the_queued_ones() {
         Some("cancelled before it started")
     );
 }
+
+/// Long after an array ended, slurmctld forgets it (`MinJobAge`): the state then comes from the
+/// files alone, and a task that never recorded its end is `lost`, pointing at its log.
+#[test]
+fn an_array_slurm_has_forgotten_is_read_from_its_files() {
+    cluster();
+    let s = Scratch::new();
+    let dir = s.path().join("sweep/slurm");
+    std::fs::create_dir_all(dir.join("tasks")).unwrap();
+    let run_dir = |i: usize| s.path().join(format!("sweep/{i:03}"));
+    let array = SlurmArray {
+        array_id: "987654321".into(), // no such job
+        dir: dir.clone(),
+        tasks: (0..2)
+            .map(|i| slurm::ArrayTask {
+                task: i,
+                index: i,
+                run_dir: run_dir(i),
+                args: vec![],
+            })
+            .collect(),
+    };
+    // Task 0 ran to the end; task 1 left no trace.
+    std::fs::write(dir.join("tasks/987654321_0.started"), "").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::create_dir_all(run_dir(0)).unwrap();
+    std::fs::write(
+        run_dir(0).join("meta.json"),
+        serde_json::to_string(&adlab::runs::RunMeta {
+            status: adlab::runs::RunStatus::Completed,
+            ..adlab::runs::RunMeta::start(None)
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("tasks/987654321_0.exit"), "0\n").unwrap();
+
+    let states = array.poll().unwrap();
+    assert_eq!(states[0].status, JobStatus::Completed, "{states:#?}");
+    assert_eq!(states[1].status, JobStatus::Lost, "{states:#?}");
+    let error = states[1].error.as_deref().unwrap();
+    assert!(error.contains("987654321_1.err"), "{error}");
+}
