@@ -6,7 +6,9 @@ use common::*;
 #[test]
 fn run_writes_a_complete_run_directory() {
     let s = Scratch::new();
-    let out = stdout_of(s.adlab_with_paths("run", &["task=bandit", "seed=4"]));
+    let args = with(TINY_RUN, &["seed=4"]);
+    let out =
+        stdout_of(s.adlab_with_paths("run", &args.iter().map(String::as_str).collect::<Vec<_>>()));
     let dirs = s.run_dirs("bandit-rl_heads");
     assert_eq!(dirs.len(), 1);
     assert_eq!(out.trim(), dirs[0].display().to_string());
@@ -63,7 +65,8 @@ fn runs_started_together_get_distinct_directories() {
             let mut c = std::process::Command::new(bin());
             c.current_dir(s.path())
                 .env("ADLAB_CONFIG_DIR", conf_dir())
-                .args(["run", "task=bandit"])
+                .arg("run")
+                .args(TINY_RUN)
                 .arg(format!("paths.runs={}", s.runs().display()))
                 .arg(format!("paths.data={}", s.data().display()))
                 .stdout(std::process::Stdio::null())

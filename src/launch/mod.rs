@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod local;
+pub mod slurm;
 
 use std::path::PathBuf;
 

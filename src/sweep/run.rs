@@ -7,6 +7,7 @@ use super::record::{create_sweep_dir, job_dir, SweepRecord};
 use super::spec::SweepSpec;
 use crate::config::{ConfigRepo, Override};
 use crate::launch::local::{run_jobs, JobResult, LaunchEvent};
+use crate::launch::slurm::JobStatus;
 use crate::launch::{JobCommand, JobSpec};
 use crate::runs::{RunDir, RunStatus};
 use crate::schema::{self, LauncherConfig};
@@ -107,7 +108,7 @@ pub fn run_sweep(req: SweepRequest<'_>) -> Result<Option<SweepOutcome>> {
     };
     record.write(&dir)?;
     tracing::info!("sweep directory: {}", dir.display());
-    let results = launch(&record, &record.jobs, &launcher, req.fail_fast)?;
+    let results = launch(&record, &dir, &record.jobs, &launcher, req.fail_fast)?;
     Ok(Some(SweepOutcome { dir, results }))
 }
 
@@ -148,7 +149,7 @@ pub fn resume_sweep(sweep_dir: &Path, fail_fast: bool) -> Result<SweepOutcome> {
     let mut results = if todo.is_empty() {
         Vec::new()
     } else {
-        launch(&record, &todo, &launcher, fail_fast)?
+        launch(&record, sweep_dir, &todo, &launcher, fail_fast)?
     };
     results.extend(done);
     results.sort_by_key(|r| r.index);
@@ -170,6 +171,7 @@ fn absolute(p: &Path) -> PathBuf {
 
 fn launch(
     record: &SweepRecord,
+    sweep_dir: &Path,
     jobs: &[JobSpec],
     launcher: &LauncherConfig,
     fail_fast: bool,
@@ -222,6 +224,51 @@ fn launch(
             bar.finish_and_clear();
             Ok(results)
         }
-        LauncherConfig::Slurm(_) => bail!("launcher `slurm` is not available in this build yet"),
+        LauncherConfig::Slurm(cfg) => {
+            let array = crate::launch::slurm::submit(cfg, jobs, sweep_dir, &cmd)?;
+            eprintln!(
+                "submitted {} jobs as SLURM job array {}",
+                jobs.len(),
+                array.array_id
+            );
+            if !cfg.wait {
+                eprintln!(
+                    "not waiting (launcher.wait=false); check later with `adlab sweep --resume {}` \
+                     (completed jobs are not re-run)",
+                    sweep_dir.display()
+                );
+                return Ok(jobs
+                    .iter()
+                    .map(|j| JobResult {
+                        index: j.index,
+                        status: RunStatus::Running,
+                        error: Some("submitted to SLURM; not waited for".into()),
+                        log: array.dir.clone(),
+                    })
+                    .collect());
+            }
+            let mut reported = std::collections::HashSet::new();
+            let states = array.wait(cfg.poll_seconds, |states| {
+                for st in states.iter().filter(|st| st.status.is_final()) {
+                    if reported.insert(st.index) {
+                        eprintln!("[{:03}] {:?} {}", st.index, st.status, st.run_dir.display());
+                    }
+                }
+            })?;
+            Ok(states
+                .into_iter()
+                .map(|st| JobResult {
+                    index: st.index,
+                    status: match st.status {
+                        JobStatus::Completed => RunStatus::Completed,
+                        JobStatus::Interrupted => RunStatus::Interrupted,
+                        JobStatus::Pending | JobStatus::Running => RunStatus::Running,
+                        JobStatus::Failed | JobStatus::Lost => RunStatus::Failed,
+                    },
+                    error: st.error,
+                    log: st.log,
+                })
+                .collect())
+        }
     }
 }

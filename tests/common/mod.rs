@@ -2,6 +2,8 @@
 //! repository's conf tree and writes runs and data into the scratch directory.
 #![allow(dead_code)]
 
+pub mod slurm;
+
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
@@ -89,4 +91,25 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 /// The path of the `adlab` binary built for these tests.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_adlab"))
+}
+
+/// Overrides for a tiny, fast run: a small RL-heads model on bandit histories, no evaluation.
+pub const TINY_RUN: &[&str] = &[
+    "task=bandit",
+    "model.d_model=16",
+    "model.n_layers=1",
+    "model.n_heads=1",
+    "model.d_ff=32",
+    "model.context_steps=8",
+    "train.batch_size=2",
+    "train.steps=4",
+    "train.log_every=2",
+    "train.eval_every=0",
+    "train.val_batches=1",
+    "eval.enabled=false",
+];
+
+/// `base` followed by `extra`.
+pub fn with(base: &[&str], extra: &[&str]) -> Vec<String> {
+    base.iter().chain(extra).map(|s| s.to_string()).collect()
 }
