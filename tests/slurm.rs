@@ -205,3 +205,52 @@ fn an_array_slurm_has_forgotten_is_read_from_its_files() {
     let error = states[1].error.as_deref().unwrap();
     assert!(error.contains("987654321_1.err"), "{error}");
 }
+
+#[test]
+fn adlab_sweep_with_the_slurm_launcher_runs_the_jobs_as_an_array() {
+    cluster();
+    let s = Scratch::new();
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "-m".into(),
+        "launcher=slurm".into(),
+        "launcher.poll_seconds=0.2".into(),
+    ];
+    args.push("device=cpu,cuda:0".into());
+    args.extend(TINY_RUN.iter().map(|a| a.to_string()));
+    let out = s
+        .adlab_with_paths(
+            &args[0],
+            &args[1..].iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success(),
+        "one job fails, so the sweep exits non-zero: {err}"
+    );
+    assert!(err.contains("SLURM job array"), "{err}");
+    assert!(err.contains("1 completed, 1 not completed"), "{err}");
+    let sweeps = s.runs().join("sweeps/multirun");
+    let sweep = std::fs::read_dir(&sweeps)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    assert!(sweep.join("slurm/array_id").is_file());
+    let mut statuses = Vec::new();
+    for e in std::fs::read_dir(&sweep).unwrap().flatten() {
+        let meta = e.path().join("meta.json");
+        if meta.is_file() {
+            let m = read_json(&meta);
+            if m["status"] == "completed" {
+                assert!(e.path().join("metrics.csv").is_file());
+            }
+            statuses.push(m["status"].as_str().unwrap().to_string());
+        }
+    }
+    statuses.sort();
+    assert_eq!(statuses, vec!["completed", "failed"]);
+}
