@@ -327,7 +327,7 @@ fn plots_have_one_series_per_group_as_svg_and_png() {
         assert_png(&plots.join(format!("{stem}.png")));
     }
     let ic = std::fs::read_to_string(plots.join("in_context_test.svg")).unwrap();
-    for baseline in [">source<", ">random<", ">optimal<"] {
+    for baseline in [">\nsource\n<", ">\nrandom\n<", ">\noptimal\n<"] {
         assert!(ic.contains(baseline), "in-context plot lacks {baseline}");
     }
     assert!(ic.contains("episode") && ic.contains("mean return"));
