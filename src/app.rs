@@ -150,6 +150,24 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
             );
             Ok(0)
         }
+        Command::Report {
+            paths,
+            group_by,
+            metrics,
+            sort_by,
+            out,
+        } => {
+            let report = crate::report::write_report(crate::report::ReportRequest {
+                paths,
+                group_by,
+                metrics,
+                sort_by,
+                out,
+            })?;
+            print!("{}", report.markdown);
+            eprintln!("report written to {}", report.out.display());
+            Ok(0)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "adlab", &mut std::io::stdout());
             Ok(0)
@@ -185,6 +203,11 @@ fn finish_sweep(outcome: Option<SweepOutcome>) -> i32 {
     let Some(outcome) = outcome else { return 0 };
     let failures = outcome.failures();
     println!("{}", outcome.dir.display());
+    // The report reads what the jobs left behind; it cannot change how the sweep ended.
+    match crate::report::report_sweep(&outcome.dir) {
+        Ok(report) => println!("\n{}", report.markdown),
+        Err(e) => tracing::warn!("report of {}: {e:#}", outcome.dir.display()),
+    }
     eprintln!(
         "sweep finished: {} jobs, {} completed, {} not completed",
         outcome.results.len(),

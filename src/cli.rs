@@ -88,6 +88,32 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         sweeps_dir: Option<PathBuf>,
     },
+    /// Compare runs: report.csv, report_grouped.csv, report.md (printed) and plots/.
+    #[command(
+        after_help = "PATH is a run directory, a sweep directory, or a folder of them (searched recursively).\n\
+                      Examples:\n  adlab report runs/sweeps/quickstart/2026-11-23_21-00-00\n  \
+                      adlab report runs/bandit-rl_heads --group-by optimizer.lr --sort-by val.loss.final\n  \
+                      adlab report runs/sweeps/a runs/sweeps/b --metrics val.action_acc last_k_return --out cmp/"
+    )]
+    Report {
+        /// Run directories, sweep directories, or folders of them.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Config keys to group runs by (default: the keys that differ between runs, except seeds).
+        #[arg(long, value_name = "KEY", num_args = 1.., value_delimiter = ',')]
+        group_by: Option<Vec<String>>,
+        /// Figures in the markdown table, matched by dotted parts (`loss`, `val.action_acc`,
+        /// `last_k_return`); the CSV files always hold every figure.
+        #[arg(long, value_name = "M", num_args = 1.., value_delimiter = ',')]
+        metrics: Vec<String>,
+        /// The figure groups are sorted on, best first (default: val.action_acc.final, else
+        /// val.loss.final).
+        #[arg(long, value_name = "M")]
+        sort_by: Option<String>,
+        /// Output directory (default: the sweep directory when one sweep is given, else ./report).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Build (or reuse) the learning-history cache of a task config.
     #[command(
         after_help = "Examples:\n  adlab generate task=darkroom\n  adlab generate task=bandit task.seed=1 paths.data=/scratch/data"

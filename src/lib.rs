@@ -14,6 +14,7 @@ pub mod launch;
 pub mod logging;
 pub mod models;
 pub mod pipeline;
+pub mod report;
 pub mod runs;
 pub mod schema;
 pub mod seed;

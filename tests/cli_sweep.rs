@@ -192,6 +192,16 @@ fn a_failing_job_does_not_stop_the_others() {
         2,
         "{statuses:?}"
     );
+    // The end-of-sweep report: in the sweep directory, grouped by device (seeds averaged),
+    // the failed jobs listed with their error.
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("| `device` | runs |"), "{stdout}");
+    assert!(stdout.contains("**failed**"), "{stdout}");
+    let report = std::fs::read_to_string(sweep.join("report.csv")).unwrap();
+    assert_eq!(report.lines().count(), 1 + 4, "{report}");
+    let grouped = std::fs::read_to_string(sweep.join("report_grouped.csv")).unwrap();
+    assert_eq!(grouped.lines().count(), 1 + 2, "{grouped}");
+    assert!(sweep.join("plots/train_loss.svg").is_file());
 }
 
 #[test]

@@ -1,0 +1,109 @@
+//! The grouped report as a markdown table (`report.md`, and stdout): one row per group,
+//! `mean ± std` per chosen figure, best group first; runs that did not complete are listed
+//! below with their error line.
+
+use super::table::{higher_is_better, GroupTable, RunTable};
+use std::fmt::Write;
+
+/// Renders the report. `columns` are the figure columns to show, `sort_by` the one sorted on.
+pub fn render(
+    runs: &RunTable,
+    groups: &GroupTable,
+    columns: &[String],
+    sort_by: Option<&str>,
+) -> String {
+    let mut s = String::new();
+    let completed = runs.rows.iter().filter(|r| r.status == "completed").count();
+    let _ = writeln!(
+        s,
+        "# Report: {} runs, {} completed, {} groups",
+        runs.rows.len(),
+        completed,
+        groups.groups.len()
+    );
+    s.push('\n');
+    if let Some(f) = sort_by {
+        let order = if higher_is_better(f) {
+            "higher is better"
+        } else {
+            "lower is better"
+        };
+        let _ = writeln!(
+            s,
+            "Sorted by `{f}` ({order}); cells are mean ± std over the completed runs of a group.\n"
+        );
+    }
+    let mut header: Vec<String> = groups.keys.iter().map(|k| format!("`{k}`")).collect();
+    header.push("runs".into());
+    header.extend(columns.iter().map(|c| format!("`{c}`")));
+    let _ = writeln!(s, "| {} |", header.join(" | "));
+    let _ = writeln!(
+        s,
+        "|{}|",
+        header.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+    );
+    for g in &groups.groups {
+        let mut cells: Vec<String> = g.key_values.iter().map(|v| escape(v)).collect();
+        cells.push(if g.completed == g.members.len() {
+            g.members.len().to_string()
+        } else {
+            format!("{}/{}", g.completed, g.members.len())
+        });
+        for c in columns {
+            cells.push(match g.stats.get(c) {
+                Some(st) => match st.std {
+                    Some(sd) => format!("{} ± {}", num(st.mean), num(sd)),
+                    None => num(st.mean),
+                },
+                None => String::new(),
+            });
+        }
+        let _ = writeln!(s, "| {} |", cells.join(" | "));
+    }
+    let unfinished: Vec<_> = runs
+        .rows
+        .iter()
+        .filter(|r| r.status != "completed")
+        .collect();
+    if !unfinished.is_empty() {
+        let _ = writeln!(s, "\nRuns that did not complete:\n");
+        for r in unfinished {
+            let _ = write!(s, "- `{}` **{}**", r.path, r.status);
+            if let Some(e) = &r.error {
+                let _ = write!(s, ": {}", escape(e));
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// Four significant digits, without exponent for everyday magnitudes.
+pub fn num(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let mag = x.abs().log10().floor() as i32;
+    if !(-4..6).contains(&mag) {
+        return format!("{x:.3e}");
+    }
+    let decimals = (3 - mag).max(0) as usize;
+    format!("{x:.decimals$}")
+}
+
+fn escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_keep_four_significant_digits() {
+        assert_eq!(num(0.123456), "0.1235");
+        assert_eq!(num(12.3456), "12.35");
+        assert_eq!(num(12345.6), "12346");
+        assert_eq!(num(1e-7), "1.000e-7");
+    }
+}
