@@ -101,3 +101,16 @@ fn eval_of_a_directory_that_is_not_a_run_says_so() {
     let err = stderr_of_failure(cmd);
     assert!(err.contains("not a run directory"), "{err}");
 }
+
+#[test]
+fn every_shipped_experiment_composes_and_validates() {
+    let s = Scratch::new();
+    for entry in std::fs::read_dir(conf_dir().join("experiment")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let mut cmd = s.adlab();
+        cmd.args(["config", "--resolve", &format!("+experiment={name}")]);
+        let yaml = stdout_of(cmd);
+        assert!(yaml.contains("eval:"), "{name}: {yaml}");
+    }
+}
