@@ -95,8 +95,19 @@ start() {
         echo "slurm-cluster: already up ($(node_state))"
         return 0
     fi
-    command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v sinfo >/dev/null ||
-        die "slurmctld/slurmd/sinfo not found: install Debian's slurm-wlm (apt-get install slurm-wlm)"
+    if ! { command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v sinfo >/dev/null; }; then
+        # A fresh machine has only Rust: as root with apt, install the packages so that a plain
+        # `cargo test` works; anywhere else say what is missing.
+        if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+            echo "slurm-cluster: installing slurm-wlm" >&2
+            export DEBIAN_FRONTEND=noninteractive
+            flock /var/lock/adlab-slurm-apt.lock sh -c \
+                'command -v slurmd >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends slurm-wlm >/dev/null; }' ||
+                die "installing slurm-wlm failed"
+        else
+            die "slurmctld/slurmd/sinfo not found: install Debian's slurm-wlm (apt-get install slurm-wlm)"
+        fi
+    fi
     [[ $(id -u) == 0 ]] || die "must run as root (the daemons and the test jobs run as root)"
     if [[ -e $CONF ]] && ! head -n 1 "$CONF" | grep -qF "$MARKER"; then
         die "$CONF exists and was not written by this script, yet no cluster answers; not touching it"
