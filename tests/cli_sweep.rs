@@ -5,29 +5,13 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Tiny jobs: a few seconds each.
-const TINY: &[&str] = &[
-    "task=bandit",
-    "model.d_model=16",
-    "model.n_layers=1",
-    "model.n_heads=1",
-    "model.d_ff=32",
-    "model.context_steps=8",
-    "train.batch_size=2",
-    "train.steps=4",
-    "train.log_every=2",
-    "train.eval_every=0",
-    "train.val_batches=1",
-    "eval.enabled=false",
-];
-
 fn sweep_cmd(s: &Scratch, args: &[&str]) -> std::process::Command {
     let mut c = std::process::Command::new(bin());
     c.current_dir(s.path())
         .env("ADLAB_CONFIG_DIR", conf_dir())
         .env_remove("RUST_LOG")
         .args(args)
-        .args(TINY)
+        .args(TINY_RUN)
         .arg(format!("paths.runs={}", s.runs().display()))
         .arg(format!("paths.data={}", s.data().display()));
     c
