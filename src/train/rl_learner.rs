@@ -94,8 +94,17 @@ impl<'a> RlLearner<'a> {
         })
     }
 
-    fn tokens(&self, w: &RlWindowBatch) -> usize {
-        w.batch * w.steps * self.model.tokens_per_step()
+    /// Loss and metrics of a window batch; `dropout_rng = None` is evaluation mode.
+    fn evaluate(
+        &self,
+        w: &RlWindowBatch,
+        dropout_rng: Option<&mut ChaCha8Rng>,
+    ) -> Result<(Tensor, BatchMetrics)> {
+        let batch = to_model_batch(w, &self.device)?;
+        let out = self.model.forward(&batch, dropout_rng)?;
+        let loss = self.model.loss(&out, &batch)?;
+        let tokens = w.batch * w.steps * self.model.tokens_per_step();
+        Ok((loss.total, metrics_of(&loss.metrics, tokens)))
     }
 }
 
@@ -111,10 +120,7 @@ impl Learner for RlLearner<'_> {
         dropout_rng: &mut ChaCha8Rng,
     ) -> Result<(Tensor, BatchMetrics)> {
         let w = self.windows.sample_train(data_rng, size)?;
-        let batch = to_model_batch(&w, &self.device)?;
-        let out = self.model.forward(&batch, Some(dropout_rng))?;
-        let loss = self.model.loss(&out, &batch)?;
-        Ok((loss.total, metrics_of(&loss.metrics, self.tokens(&w))))
+        self.evaluate(&w, Some(dropout_rng))
     }
 
     fn validate(&mut self, max_batches: usize, batch_size: usize) -> Result<Option<BatchMetrics>> {
@@ -125,10 +131,7 @@ impl Learner for RlLearner<'_> {
         let mut mean = super::trainer::MetricsMean::default();
         for chunk in starts.chunks(batch_size.max(1)) {
             let w = self.windows.batch(chunk);
-            let batch = to_model_batch(&w, &self.device)?;
-            let out = self.model.forward(&batch, None)?;
-            let loss = self.model.loss(&out, &batch)?;
-            mean.add(&metrics_of(&loss.metrics, self.tokens(&w)));
+            mean.add(&self.evaluate(&w, None)?.1);
         }
         Ok((!mean.is_empty()).then(|| mean.mean()))
     }
