@@ -15,6 +15,7 @@ pub mod logging;
 pub mod models;
 pub mod pipeline;
 pub mod report;
+pub mod rlhf;
 pub mod runs;
 pub mod schema;
 pub mod seed;
