@@ -32,8 +32,9 @@ impl Rollout {
 /// The rollouts of one PPO epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RlhfEpoch {
-    /// The unix time in the epoch file's name; epochs are ordered by it.
-    pub timestamp: u64,
+    /// The unix time in the epoch file's name (`epoch-<time>.json`, fractional seconds
+    /// allowed); epochs are ordered by it numerically.
+    pub timestamp: f64,
     pub rollouts: Vec<Rollout>,
 }
 
