@@ -70,15 +70,6 @@ pub fn run_pipeline(
     drop(dataset);
 
     let eval = cfg.eval.as_ref().filter(|e| e.enabled);
-    if eval.is_some() && matches!(cfg.model, ModelConfig::CausalLm(_)) {
-        // The causal-LM policy (constrained decoding over the format's action strings) is not
-        // built yet; a trained LM run must still complete, so say so instead of failing.
-        tracing::warn!(
-            "in-context evaluation of model.kind `causal_lm` is not available yet: skipped \
-             (training metrics are complete; set eval.enabled=false to silence this)"
-        );
-        return Ok(());
-    }
     if let Some(eval) = eval {
         crate::interrupt::check()?;
         tracing::info!(

@@ -63,6 +63,48 @@ fn a_run_ends_with_an_evaluation_beside_its_baselines() {
 }
 
 #[test]
+fn a_causal_lm_run_is_evaluated_by_constrained_decoding_with_its_own_tokenizer() {
+    let s = Scratch::new();
+    let mut args: Vec<&str> = TINY.to_vec();
+    args.extend([
+        "model=causal_lm",
+        "format=coords",
+        "format.tokenizer={kind: bpe, vocab_size: 300}",
+        "model.context_tokens=48",
+    ]);
+    stdout_of(s.adlab_with_paths("run", &args));
+    let dir = &s.run_dirs("bandit-causal_lm")[0];
+    assert!(dir.join("checkpoint/tokenizer.json").is_file());
+    let csv = std::fs::read_to_string(dir.join("eval.csv")).unwrap();
+    for policy in ["model", "source", "random", "optimal"] {
+        let n = csv
+            .lines()
+            .filter(|l| l.ends_with(&format!(",{policy}")))
+            .count();
+        assert_eq!(n, 5 * 6, "{policy}: {csv}");
+    }
+    let summary = read_json(&dir.join("summary.json"));
+    // Bandit episodes are one step: 3 held-out tasks x 6 episodes decoded.
+    let decoding = &summary["splits"]["test"]["decoding"];
+    assert_eq!(decoding["steps"], 18, "{summary}");
+    assert!(decoding["off_format"].as_u64().unwrap() <= 18);
+    assert_eq!(summary["splits"]["train"]["decoding"]["steps"], 12);
+
+    // Re-evaluating with sampling reads the same checkpoint and tokenizer.
+    let out = s
+        .adlab()
+        .args(["eval", dir.to_str().unwrap(), "eval.temperature=1.0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read_json(&dir.join("summary.json"))["temperature"], 1.0);
+}
+
+#[test]
 fn eval_rewrites_a_runs_results_with_overrides_and_seeded_sampling() {
     let s = Scratch::new();
     let mut args = TINY.to_vec();

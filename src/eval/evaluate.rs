@@ -3,16 +3,20 @@
 //! write `eval.csv` and `summary.json` into the run directory.
 
 use super::baselines;
+use super::lm_policy::{DecodingStats, LmPolicy};
 use super::results::{self, EvalRow, PolicyKind};
 use super::rl_policy::RlHeadsPolicy;
 use super::rollout::{roll_out, Acting};
 use super::summary::{summarise, Summary};
-use crate::models::{ModelConfig, RlHeadsModel};
+use crate::formats::config::{FormatConfig, TokenizerConfig};
+use crate::formats::language::LanguageFormat;
+use crate::formats::tokenizer::{TextTokenizer, TOKENIZER_FILE};
+use crate::models::{CausalLm, ModelConfig, RlHeadsModel};
 use crate::runs::RunDir;
 use crate::schema::{AdlabConfig, EvalConfig};
 use crate::tasks::{Split, TaskSuite};
 use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The weights file of the run's last checkpoint (or of the copy a crash mid-save leaves).
 pub fn checkpoint_weights(dir: &RunDir) -> Result<PathBuf> {
@@ -62,25 +66,72 @@ pub fn evaluate_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
                 Ok(Box::new(RlHeadsPolicy::new(&model, rows)))
             })?
         }
-        ModelConfig::CausalLm(_) => {
-            bail!("in-context evaluation of model.kind `causal_lm` is not implemented yet")
+        ModelConfig::CausalLm(m) => {
+            let FormatConfig::Language(f) = &cfg.format else {
+                bail!(
+                    "model.kind `causal_lm` needs a language format, not `{}`",
+                    cfg.format.kind()
+                );
+            };
+            let format = LanguageFormat::new(f, suite.spec())?;
+            let checkpoint = weights
+                .parent()
+                .expect("weights live in a checkpoint directory");
+            let tokenizer = run_tokenizer(&f.tokenizer, checkpoint)?;
+            let model = CausalLm::from_pretrained(
+                checkpoint,
+                m,
+                crate::seed::rng(cfg.seed, "model-init", &[]),
+            )
+            .with_context(|| format!("loading {}", checkpoint.display()))?;
+            evaluate_policy(&suite, eval, cfg.seed, |rows| {
+                Ok(Box::new(LmPolicy::new(&model, &format, &tokenizer, rows)?))
+            })?
         }
     };
-    results::write(&dir.eval_path(), &rows)?;
-    let summary = summarise(&rows, eval.summary_k, eval.temperature);
+    results::write(&dir.eval_path(), &rows.rows)?;
+    let mut summary = summarise(&rows.rows, eval.summary_k, eval.temperature);
+    for (split, stats) in rows.decoding {
+        if let Some(s) = summary.splits.get_mut(split.as_str()) {
+            s.decoding = Some(stats);
+        }
+    }
     crate::fsutil::write_json_atomic(&dir.summary_path(), &summary)?;
     Ok(summary)
 }
 
+/// The tokenizer a causal-LM run was trained with: the checkpoint's `tokenizer.json`
+/// (written for BPE and file tokenizers), else the byte tokenizer.
+fn run_tokenizer(config: &TokenizerConfig, checkpoint: &Path) -> Result<TextTokenizer> {
+    let saved = checkpoint.join(TOKENIZER_FILE);
+    match config {
+        TokenizerConfig::Byte => Ok(TextTokenizer::byte()),
+        _ if saved.is_file() => TextTokenizer::from_file(&saved),
+        _ => bail!(
+            "{} is missing: the run's tokenizer cannot be restored",
+            saved.display()
+        ),
+    }
+}
+
+/// What [`evaluate_policy`] measured.
+pub struct Evaluation {
+    /// The rows of `eval.csv`.
+    pub rows: Vec<EvalRow>,
+    /// Per split, the text policy's decoding figures (none for rl_heads).
+    pub decoding: Vec<(Split, DecodingStats)>,
+}
+
 /// Runs the model (a fresh policy per split, from `make_policy(rows)`) and the baselines on
-/// the configured tasks of both splits; returns the rows of `eval.csv`.
+/// the configured tasks of both splits.
 pub fn evaluate_policy<'m>(
     suite: &TaskSuite,
     eval: &EvalConfig,
     seed: u64,
     make_policy: impl Fn(usize) -> Result<Box<dyn super::InContextPolicy + 'm>>,
-) -> Result<Vec<EvalRow>> {
+) -> Result<Evaluation> {
     let mut rows = Vec::new();
+    let mut decoding = Vec::new();
     for (split, n) in [(Split::Test, eval.tasks), (Split::Train, eval.train_tasks)] {
         let tasks = pick(suite, split, n);
         if tasks.is_empty() {
@@ -94,6 +145,16 @@ pub fn evaluate_policy<'m>(
             label: "eval",
         };
         let model = roll_out(policy.as_mut(), suite, &tasks, eval.episodes, acting)?;
+        if let Some(stats) = policy.decoding_stats() {
+            tracing::info!(
+                "eval {}: {} of {} steps off-format under unconstrained greedy decoding",
+                split.as_str(),
+                stats.off_format,
+                stats.steps
+            );
+            decoding.push((split, stats));
+        }
+        drop(policy);
         tracing::info!(
             "eval {}: model played {} episodes on {} tasks in {:.1}s",
             split.as_str(),
@@ -114,7 +175,7 @@ pub fn evaluate_policy<'m>(
             rows.extend(EvalRow::from_episodes(&episodes, split, kind));
         }
     }
-    Ok(rows)
+    Ok(Evaluation { rows, decoding })
 }
 
 /// One log line: the held-out model's figures beside the source's.

@@ -5,6 +5,7 @@
 //!
 //! * [`policy`]: the [`InContextPolicy`] seam a model family implements;
 //! * [`rl_policy`]: the RL-heads transformer behind it (KV-cache decoding);
+//! * [`lm_policy`]: the causal LM behind it (text context, constrained decoding);
 //! * [`sampler`]: greedy / seeded temperature sampling of actions;
 //! * [`rollout`]: the batched protocol (one row per task, independent episodes);
 //! * [`baselines`]: source, random and optimal on the same tasks and environment streams;
@@ -16,6 +17,7 @@
 
 pub mod baselines;
 pub mod evaluate;
+pub mod lm_policy;
 pub mod policy;
 pub mod results;
 pub mod rl_policy;

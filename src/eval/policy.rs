@@ -12,9 +12,10 @@
 //! Rows cross episode boundaries at different times; the policy never sees a reset other than
 //! through `dones` (AD's context runs across episodes). A family plugs in by implementing the
 //! trait: the RL-heads transformer ([`super::rl_policy::RlHeadsPolicy`]) returns its action
-//! head's logits; a causal LM would render the state into its text context and return, for
-//! each action, the log-probability of that action's rendering (constrained decoding over the
-//! valid actions), then append the chosen action, reward and episode separator to its text.
+//! head's logits; the causal LM ([`super::lm_policy::LmPolicy`]) renders the state into its text
+//! context and returns, for each action, the log-probability of that action's rendering
+//! (constrained decoding over the valid actions), then appends the chosen action, reward and
+//! episode separator to its text.
 
 use anyhow::Result;
 
@@ -50,4 +51,8 @@ pub trait InContextPolicy {
     fn action_logits(&mut self, states: StepStates) -> Result<Vec<f32>>;
     /// Completes the step begun by the last `action_logits` call.
     fn observe_outcome(&mut self, outcome: StepOutcome) -> Result<()>;
+    /// For policies that decode text: how often the unconstrained output was off-format.
+    fn decoding_stats(&self) -> Option<super::lm_policy::DecodingStats> {
+        None
+    }
 }

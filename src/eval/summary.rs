@@ -19,7 +19,10 @@
 //!           "score_improvement": 0.73,
 //!           "curve":       [..],      mean return over tasks, per episode
 //!           "score_curve": [..]       mean normalised score over tasks, per episode
-//! } } } } }
+//!       } },
+//!       "decoding": {         causal_lm only: constrained decoding over the action strings
+//!         "steps": 320, "off_format": 3, "off_format_rate": 0.009
+//! } } } }                     (steps where greedy unconstrained output was no action)
 //! ```
 //!
 //! Normalised score of a return on task i: `(return − random_i) / (optimal_i − random_i)`,
@@ -28,6 +31,7 @@
 //! `optimal_i − random_i < 1e-6` (nothing to gain) are left out, and a score is `null` when no
 //! task remains (or the random baseline is missing).
 
+use super::lm_policy::DecodingStats;
 use super::results::{EvalRow, PolicyKind};
 use crate::tasks::Split;
 use indexmap::IndexMap;
@@ -48,6 +52,10 @@ pub struct SplitSummary {
     pub tasks: Vec<usize>,
     /// By policy name: `model`, `source`, `random`, `optimal` (those present).
     pub policies: IndexMap<String, PolicySummary>,
+    /// For a model that writes text (causal_lm): how often its unconstrained output would
+    /// not have been an action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoding: Option<DecodingStats>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,7 +186,14 @@ pub fn summarise(rows: &[EvalRow], k: usize, temperature: f64) -> Summary {
                 },
             );
         }
-        splits.insert(split.as_str().to_string(), SplitSummary { tasks, policies });
+        splits.insert(
+            split.as_str().to_string(),
+            SplitSummary {
+                tasks,
+                policies,
+                decoding: None,
+            },
+        );
     }
     Summary {
         episodes,

@@ -177,6 +177,7 @@ fn sampled_evaluation_is_reproducible_from_the_seed() {
             Ok(Box::new(RlHeadsPolicy::new(&m, rows)))
         })
         .unwrap()
+        .rows
     };
     let a = run(5);
     assert_eq!(a, run(5));

@@ -31,4 +31,4 @@ pub use tokenizer::TextTokenizer;
 pub use window::{RlWindowBatch, RlWindows};
 
 #[cfg(test)]
-mod testdata;
+pub(crate) mod testdata;

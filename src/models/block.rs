@@ -71,6 +71,31 @@ impl KvCache {
             *l = LayerKvCache::default();
         }
     }
+
+    /// A cache of `n` rows, each a copy of this one-row cache: lets several continuations
+    /// of one context be scored in one batched call without touching the original.
+    pub fn repeat_rows(&self, n: usize) -> Result<KvCache> {
+        let repeat = |t: &Option<Tensor>| -> Result<Option<Tensor>> {
+            match t {
+                Some(t) if t.dim(0)? == 1 => Ok(Some(t.repeat((n, 1, 1, 1))?)),
+                Some(t) => {
+                    candle_core::bail!("repeat_rows needs a one-row cache, not {:?}", t.dims())
+                }
+                None => Ok(None),
+            }
+        };
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(LayerKvCache {
+                    k: repeat(&l.k)?,
+                    v: repeat(&l.v)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvCache { layers })
+    }
 }
 
 #[derive(Debug, Clone)]

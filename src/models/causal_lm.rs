@@ -321,6 +321,32 @@ impl LmDecoder {
         self.history.first().map_or(0, Vec::len)
     }
 
+    /// Tokens in the cache: the next fed token's position.
+    pub fn cached_len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Logits `[n, k, V]` of `n` alternative continuations (each `k` tokens) of this
+    /// one-row decoder's context, computed on copies of the cache: the decoder is unchanged.
+    /// The caller keeps `cached_len() + k <= context_tokens` (nothing slides here).
+    pub fn fork_logits(&self, model: &CausalLm, continuations: &[Vec<u32>]) -> Result<Tensor> {
+        let k = continuations.first().map_or(0, Vec::len);
+        if self.history.len() != 1 || k == 0 || continuations.iter().any(|c| c.len() != k) {
+            bail!("fork_logits needs a one-row decoder and equal-length, non-empty continuations");
+        }
+        if self.cache.len() + k > model.cfg.context_tokens {
+            bail!(
+                "{k} continuation tokens after {} cached overflow model.context_tokens = {}",
+                self.cache.len(),
+                model.cfg.context_tokens
+            );
+        }
+        let n = continuations.len();
+        let mut cache = self.cache.repeat_rows(n)?;
+        let ids = Tensor::from_vec(continuations.concat(), (n, k), &candle_core::Device::Cpu)?;
+        model.forward_cached(&ids, &mut cache)
+    }
+
     /// Feeds `tokens[b]` (same length for every row) and returns the logits `[B, V]` at the
     /// last fed token.
     pub fn feed(&mut self, model: &CausalLm, tokens: &[Vec<u32>]) -> Result<Tensor> {
