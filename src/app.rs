@@ -121,7 +121,7 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
             let cfg = &loaded.typed;
             let started = std::time::Instant::now();
             let info = crate::tasks::cache::ensure(
-                &cfg.task,
+                cfg.task.rl()?,
                 &cfg.paths.data,
                 std::io::stderr().is_terminal(),
             )?;

@@ -28,7 +28,7 @@ pub fn run_pipeline(
 
     crate::interrupt::check()?;
     let progress = std::io::stderr().is_terminal();
-    let cache = crate::tasks::cache::ensure(&cfg.task, &cfg.paths.data, progress)?;
+    let cache = crate::tasks::cache::ensure(cfg.task.rl()?, &cfg.paths.data, progress)?;
     tracing::info!(
         "learning histories: {} ({} histories, {} steps{})",
         cache.dir.display(),

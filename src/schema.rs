@@ -24,7 +24,7 @@ pub struct AdlabConfig {
     /// `cpu`, `cuda:N`, or `auto` (CUDA if built with it and present, else CPU).
     pub device: String,
     pub paths: PathsConfig,
-    pub task: TaskConfig,
+    pub task: TaskSpec,
     pub format: FormatConfig,
     pub model: ModelConfig,
     pub optimizer: OptimizerConfig,
@@ -33,6 +33,35 @@ pub struct AdlabConfig {
     /// In-context evaluation; absent (`~eval`) means no evaluation.
     #[serde(default)]
     pub eval: Option<EvalConfig>,
+}
+
+/// The `task` group: what produces the learning histories, selected by `task.kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskSpec {
+    /// A classic RL environment and source algorithm (darkroom, bandit, …).
+    Rl(TaskConfig),
+}
+
+impl TaskSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            TaskSpec::Rl(t) => &t.name,
+        }
+    }
+
+    /// The RL task, or an error naming what this task is instead.
+    pub fn rl(&self) -> anyhow::Result<&TaskConfig> {
+        match self {
+            TaskSpec::Rl(t) => Ok(t),
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        match self {
+            TaskSpec::Rl(t) => t.validate(),
+        }
+    }
 }
 
 /// Where runs and data caches go (relative paths are relative to the working directory).

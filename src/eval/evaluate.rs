@@ -49,7 +49,7 @@ pub fn evaluate_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
         bail!("eval.episodes = 0: nothing to evaluate");
     }
     crate::interrupt::check()?;
-    let cache = crate::tasks::cache::ensure(&cfg.task, &cfg.paths.data, false)?;
+    let cache = crate::tasks::cache::ensure(cfg.task.rl()?, &cfg.paths.data, false)?;
     let dataset = crate::tasks::cache::load(&cache.dir)?;
     let suite = dataset.suite()?;
     let weights = checkpoint_weights(dir)?;

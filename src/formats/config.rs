@@ -12,6 +12,8 @@ pub enum FormatConfig {
     Rl(RlFormatConfig),
     /// Text for a causal language model.
     Language(LanguageFormatConfig),
+    /// RLHF rollouts as text (`prompt: … completion: … reward: …`) for a causal LM.
+    RlhfText(RlhfTextFormatConfig),
 }
 
 impl FormatConfig {
@@ -19,6 +21,7 @@ impl FormatConfig {
         match self {
             FormatConfig::Rl(c) => &c.name,
             FormatConfig::Language(c) => &c.name,
+            FormatConfig::RlhfText(c) => &c.name,
         }
     }
 
@@ -26,6 +29,16 @@ impl FormatConfig {
         match self {
             FormatConfig::Rl(_) => "rl",
             FormatConfig::Language(_) => "language",
+            FormatConfig::RlhfText(_) => "rlhf_text",
+        }
+    }
+
+    /// The tokenizer of a text format (`None` for RL tuples).
+    pub fn tokenizer(&self) -> Option<&TokenizerConfig> {
+        match self {
+            FormatConfig::Rl(_) => None,
+            FormatConfig::Language(c) => Some(&c.tokenizer),
+            FormatConfig::RlhfText(c) => Some(&c.tokenizer),
         }
     }
 }
@@ -55,6 +68,30 @@ pub struct LanguageFormatConfig {
     pub tokenizer: TokenizerConfig,
 }
 
+/// The text format of RLHF rollouts (see `formats::rlhf_text`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RlhfTextFormatConfig {
+    pub name: String,
+    pub prompt_field: String,
+    pub completion_field: String,
+    pub reward_field: String,
+    /// Written after each rollout.
+    pub separator: String,
+    /// Decimals of the written reward (reward accuracy counts a match at this precision).
+    pub precision: usize,
+    /// Which reward is written: the reward model's `score`, or `total` (score plus KL).
+    pub reward: RlhfRewardKind,
+    pub tokenizer: TokenizerConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RlhfRewardKind {
+    Score,
+    Total,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TokenizerConfig {
@@ -81,7 +118,9 @@ pub fn check_compatible<M>(
         "causal_lm" => "language",
         _ => return Ok(()),
     };
-    if format.kind() != wanted {
+    // RLHF text is text too; whether it suits the task is checked with the task.
+    let text_for_lm = wanted == "language" && format.kind() == "rlhf_text";
+    if format.kind() != wanted && !text_for_lm {
         let node = tree.get("format.kind");
         return Err(ConfigError::InvalidValue {
             key: "format.kind".into(),

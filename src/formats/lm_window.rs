@@ -83,6 +83,100 @@ pub struct LmWindows {
     test: StartTable,
 }
 
+/// Tokenises steps one history at a time, interning repeated step texts.
+struct Builder<'t> {
+    tokenizer: &'t TextTokenizer,
+    context_tokens: usize,
+    kinds: Vec<StepTokens>,
+    interned: HashMap<(String, [usize; 4]), u32>,
+    segment_cache: HashMap<String, Vec<u32>>,
+    histories: Vec<TokenizedHistory>,
+    splits: Vec<Split>,
+}
+
+impl<'t> Builder<'t> {
+    fn new(tokenizer: &'t TextTokenizer, context_tokens: usize) -> Self {
+        Builder {
+            tokenizer,
+            context_tokens,
+            kinds: Vec::new(),
+            interned: HashMap::new(),
+            segment_cache: HashMap::new(),
+            histories: Vec::new(),
+            splits: Vec::new(),
+        }
+    }
+
+    fn start_history(&mut self, split: Split) {
+        self.histories.push(TokenizedHistory {
+            offsets: vec![0],
+            ..Default::default()
+        });
+        self.splits.push(split);
+    }
+
+    /// Appends a step to the history begun last.
+    fn push_step(&mut self, step: StepText, action: u32, reward: f32) -> Result<()> {
+        let key = (step.text, step.edges);
+        let id = match self.interned.get(&key) {
+            Some(&id) => id,
+            None => {
+                let st =
+                    StepTokens::encode(&key.0, key.1, self.tokenizer, &mut self.segment_cache)?;
+                if st.tokens.len() > self.context_tokens {
+                    bail!(
+                        "one step is {} tokens but the context holds {}: increase the model's \
+                         context or use a shorter format ({:?})",
+                        st.tokens.len(),
+                        self.context_tokens,
+                        key.0
+                    );
+                }
+                self.kinds.push(st);
+                let id = (self.kinds.len() - 1) as u32;
+                self.interned.insert(key, id);
+                id
+            }
+        };
+        let th = self.histories.last_mut().expect("start_history first");
+        let total = th.offsets.last().copied().unwrap_or(0);
+        th.offsets
+            .push(total + self.kinds[id as usize].tokens.len() as u64);
+        th.kinds.push(id);
+        th.actions.push(action);
+        th.rewards.push(reward);
+        Ok(())
+    }
+
+    fn finish(self) -> LmWindows {
+        let budget = self.context_tokens as u64;
+        let table = |split: Split| {
+            StartTable::new(
+                self.histories
+                    .iter()
+                    .zip(&self.splits)
+                    .enumerate()
+                    .filter(|(_, (th, s))| **s == split && !th.kinds.is_empty())
+                    .map(|(i, (th, _))| {
+                        // Starts past the first one whose window reaches the end would only
+                        // give windows contained in that one.
+                        let end = *th.offsets.last().unwrap_or(&0);
+                        let last = th.offsets.partition_point(|&o| end - o > budget);
+                        (i, last.min(th.kinds.len() - 1) + 1)
+                    }),
+            )
+        };
+        LmWindows {
+            context_tokens: self.context_tokens,
+            end_of_text: self.tokenizer.end_of_text_id(),
+            train: table(Split::Train),
+            test: table(Split::Test),
+            kinds: self.kinds,
+            histories: self.histories,
+        }
+    }
+}
+
 impl LmWindows {
     /// Renders and tokenises `histories` (the dataset's full list). Errors if one step alone
     /// exceeds `context_tokens`.
@@ -92,71 +186,31 @@ impl LmWindows {
         histories: &[LearningHistory],
         context_tokens: usize,
     ) -> Result<LmWindows> {
-        let mut kinds: Vec<StepTokens> = Vec::new();
-        let mut interned: HashMap<(String, [usize; 4]), u32> = HashMap::new();
-        let mut segment_cache: HashMap<String, Vec<u32>> = HashMap::new();
-        let mut tokenized = Vec::with_capacity(histories.len());
+        let mut b = Builder::new(tokenizer, context_tokens);
         for h in histories {
-            let mut th = TokenizedHistory {
-                kinds: Vec::with_capacity(h.len()),
-                offsets: Vec::with_capacity(h.len() + 1),
-                actions: h.actions.clone(),
-                rewards: h.rewards.clone(),
-            };
-            let mut total = 0u64;
-            step_texts(format, h, |_, step| {
-                let key = (step.text, step.edges);
-                let id = match interned.get(&key) {
-                    Some(&id) => id,
-                    None => {
-                        let st = StepTokens::encode(&key.0, key.1, tokenizer, &mut segment_cache)?;
-                        if st.tokens.len() > context_tokens {
-                            bail!(
-                                "one step is {} tokens but the context holds {context_tokens}: \
-                                 increase the model's context or use a shorter format ({:?})",
-                                st.tokens.len(),
-                                key.0
-                            );
-                        }
-                        kinds.push(st);
-                        let id = (kinds.len() - 1) as u32;
-                        interned.insert(key, id);
-                        id
-                    }
-                };
-                th.offsets.push(total);
-                th.kinds.push(id);
-                total += kinds[id as usize].tokens.len() as u64;
-                Ok(())
+            b.start_history(h.split);
+            step_texts(format, h, |t, step| {
+                b.push_step(step, h.actions[t], h.rewards[t])
             })?;
-            th.offsets.push(total);
-            tokenized.push(th);
         }
-        let budget = context_tokens as u64;
-        let table = |split: Split| {
-            StartTable::new(
-                histories
-                    .iter()
-                    .zip(&tokenized)
-                    .enumerate()
-                    .filter(|(_, (h, _))| h.split == split && !h.is_empty())
-                    .map(|(i, (_, th))| {
-                        // Starts past the first one whose window reaches the end would only
-                        // give windows contained in that one.
-                        let end = *th.offsets.last().unwrap_or(&0);
-                        let last = th.offsets.partition_point(|&o| end - o > budget);
-                        (i, last.min(th.kinds.len() - 1) + 1)
-                    }),
-            )
-        };
-        Ok(LmWindows {
-            context_tokens,
-            end_of_text: tokenizer.end_of_text_id(),
-            kinds,
-            train: table(Split::Train),
-            test: table(Split::Test),
-            histories: tokenized,
-        })
+        Ok(b.finish())
+    }
+
+    /// Windows over histories already rendered step by step (e.g. RLHF rollouts): per history
+    /// its split and its steps with their action id and logged reward.
+    pub fn from_steps(
+        histories: impl IntoIterator<Item = (Split, Vec<(StepText, u32, f32)>)>,
+        tokenizer: &TextTokenizer,
+        context_tokens: usize,
+    ) -> Result<LmWindows> {
+        let mut b = Builder::new(tokenizer, context_tokens);
+        for (split, steps) in histories {
+            b.start_history(split);
+            for (step, action, reward) in steps {
+                b.push_step(step, action, reward)?;
+            }
+        }
+        Ok(b.finish())
     }
 
     pub fn context_tokens(&self) -> usize {

@@ -17,6 +17,7 @@ pub mod fields;
 pub mod language;
 pub mod lm_window;
 pub mod parse;
+pub mod rlhf_text;
 pub mod starts;
 pub mod tokenizer;
 pub mod window;

@@ -19,7 +19,7 @@ pub fn format(name: &str) -> FormatConfig {
 pub fn language(name: &str) -> LanguageFormatConfig {
     match format(name) {
         FormatConfig::Language(c) => c,
-        FormatConfig::Rl(_) => panic!("{name} is not a language format"),
+        _ => panic!("{name} is not a language format"),
     }
 }
 

@@ -437,7 +437,17 @@ impl TaskConfig {
     /// Parses and validates a task config from YAML text (used by tests and tools; the config
     /// system composes `task` from the group files itself).
     pub fn from_yaml(text: &str) -> Result<TaskConfig> {
-        let cfg: TaskConfig = serde_yaml_ng::from_str(text)?;
+        // The file's `kind: rl` tags it among the task kinds (`schema::TaskSpec`); the
+        // RL task itself has no such key.
+        let mut value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)?;
+        if let Some(map) = value.as_mapping_mut() {
+            match map.remove("kind") {
+                None => {}
+                Some(k) if k.as_str() == Some("rl") => {}
+                Some(k) => bail!("task kind {k:?} is not an RL task (`kind: rl`)"),
+            }
+        }
+        let cfg: TaskConfig = serde_yaml_ng::from_value(value)?;
         cfg.validate()?;
         Ok(cfg)
     }
