@@ -20,6 +20,7 @@ pub mod evaluate;
 pub mod lm_policy;
 pub mod policy;
 pub mod results;
+pub mod reward_prediction;
 pub mod rl_policy;
 pub mod rollout;
 pub mod sampler;

@@ -48,6 +48,14 @@ impl RewardText {
         }
     }
 
+    /// Rewards always written with `precision` decimals (continuous rewards, e.g. RLHF).
+    pub fn decimal(precision: usize) -> RewardText {
+        RewardText {
+            discrete: false,
+            precision,
+        }
+    }
+
     pub fn format(&self, reward: f32) -> String {
         if self.discrete && reward.fract() == 0.0 && reward.abs() < 1e9 {
             format!("{}", reward as i64)

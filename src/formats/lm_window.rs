@@ -240,6 +240,29 @@ impl LmWindows {
         Ok(self.test.evenly_spaced(n))
     }
 
+    /// Window starts that cover every step of every `split` history exactly once, each
+    /// window as full as whole steps allow (every step predicted once, with context).
+    pub fn tiling(&self, split: Split) -> Vec<WindowStart> {
+        let table = match split {
+            Split::Train => &self.train,
+            Split::Test => &self.test,
+        };
+        let budget = self.context_tokens as u64;
+        let mut out = Vec::new();
+        for history in table.histories() {
+            let th = &self.histories[history];
+            let mut start = 0;
+            while start < th.kinds.len() {
+                out.push(WindowStart { history, start });
+                let end = th.offsets[start] + budget;
+                // The first step that no longer fits (at least one step per window).
+                let next = th.offsets.partition_point(|&o| o <= end) - 1;
+                start = next.max(start + 1);
+            }
+        }
+        out
+    }
+
     /// The windows starting at `starts`: as many whole steps from each start as fit.
     pub fn batch(&self, starts: &[WindowStart]) -> LmWindowBatch {
         let (b, t) = (starts.len(), self.context_tokens);
@@ -417,6 +440,28 @@ mod tests {
                 check_rows(&f, &tok, &histories, &w.batch(&v));
             }
         }
+    }
+
+    #[test]
+    fn a_tiling_predicts_every_held_out_step_once_in_full_windows() {
+        let (spec, histories) = dataset("darkroom", 3, 4);
+        let f = LanguageFormat::new(&language("coords"), &spec).unwrap();
+        let tok = TextTokenizer::byte();
+        let w = LmWindows::new(&f, &tok, &histories, 64).unwrap();
+        let tiles = w.tiling(Split::Test);
+        let b = w.batch(&tiles);
+        let mut covered: Vec<(usize, usize)> = Vec::new();
+        for (row, start) in tiles.iter().enumerate() {
+            covered.extend((0..b.steps[row].len()).map(|k| (start.history, start.start + k)));
+        }
+        let mut want: Vec<(usize, usize)> = histories
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.split == Split::Test)
+            .flat_map(|(i, h)| (0..h.len()).map(move |t| (i, t)))
+            .collect();
+        want.sort_unstable();
+        assert_eq!(covered, want);
     }
 
     #[test]

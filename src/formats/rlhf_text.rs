@@ -17,7 +17,8 @@
 use super::config::{RlhfRewardKind, RlhfTextFormatConfig};
 use super::corpus::StepText;
 use super::fields::format_decimal;
-use crate::rlhf::Rollout;
+use crate::rlhf::{RlhfRun, Rollout};
+use anyhow::{Context, Result};
 
 #[derive(Debug, Clone)]
 pub struct RlhfTextFormat {
@@ -83,6 +84,37 @@ impl RlhfTextFormat {
             text,
             edges: [a, b, r, r_end],
         }
+    }
+
+    /// Every rollout of `run` in chronological order (across epochs) as steps with the shown
+    /// reward; action ids are 0 (a completion is text, not a choice among a few).
+    pub fn render_run(&self, run: &RlhfRun) -> Result<Vec<(StepText, u32, f32)>> {
+        run.rollouts()
+            .enumerate()
+            .map(|(i, (epoch, r))| {
+                let reward = self.reward_of(r).with_context(|| {
+                    format!(
+                        "run `{}`, epoch {epoch}, rollout {i}: no {} logged (format.reward = \
+                         {}; text-only logs cannot train reward prediction, and a log without \
+                         `score` can only show `total`)",
+                        run.id,
+                        match self.config.reward {
+                            RlhfRewardKind::Score => "score",
+                            RlhfRewardKind::Total => "rewards",
+                        },
+                        match self.config.reward {
+                            RlhfRewardKind::Score => "score",
+                            RlhfRewardKind::Total => "total",
+                        },
+                    )
+                })?;
+                Ok((
+                    self.render(&r.query_text, &r.response_text, reward),
+                    0,
+                    reward,
+                ))
+            })
+            .collect()
     }
 
     /// What ends a completion the model writes: the newline before the reward field.

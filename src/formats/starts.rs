@@ -37,6 +37,11 @@ impl StartTable {
         table
     }
 
+    /// The histories with at least one start, in index order.
+    pub fn histories(&self) -> Vec<usize> {
+        self.histories.clone()
+    }
+
     /// Number of (history, start) pairs.
     pub fn len(&self) -> u64 {
         self.total

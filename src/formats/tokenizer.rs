@@ -230,19 +230,20 @@ pub fn bpe_cache_dir(
     data_cache_dir: &Path,
     format: &super::config::LanguageFormatConfig,
 ) -> PathBuf {
-    use sha2::{Digest, Sha256};
     let key = serde_json::json!({
         "step": format.step,
         "episode_separator": format.episode_separator,
         "precision": format.precision,
         "tokenizer": format.tokenizer,
     });
+    bpe_cache_dir_for(data_cache_dir, &format.name, &key)
+}
+
+/// `<data cache dir>/bpe-<name>-<12 hex of key>`, for any format whose text `key` fixes.
+pub fn bpe_cache_dir_for(data_cache_dir: &Path, name: &str, key: &serde_json::Value) -> PathBuf {
+    use sha2::{Digest, Sha256};
     let digest = Sha256::digest(key.to_string().as_bytes());
-    data_cache_dir.join(format!(
-        "bpe-{}-{}",
-        format.name,
-        &hex::encode(digest)[..12]
-    ))
+    data_cache_dir.join(format!("bpe-{name}-{}", &hex::encode(digest)[..12]))
 }
 
 #[cfg(test)]

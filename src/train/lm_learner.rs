@@ -5,12 +5,17 @@
 
 use super::trainer::{BatchMetrics, Learner, MetricsMean};
 use crate::formats::config::LanguageFormatConfig;
+use crate::formats::config::RlhfTextFormatConfig;
 use crate::formats::corpus::bpe_corpus;
+use crate::formats::fields::RewardText;
 use crate::formats::language::LanguageFormat;
 use crate::formats::lm_window::{LmWindowBatch, LmWindows};
+use crate::formats::rlhf_text::RlhfTextFormat;
 use crate::formats::starts::WindowStart;
-use crate::formats::tokenizer::{bpe_cache_dir, TextTokenizer};
+use crate::formats::tokenizer::{bpe_cache_dir, bpe_cache_dir_for, TextTokenizer};
 use crate::models::{CausalLm, CausalLmConfig, ParamSet};
+use crate::rlhf::RlhfRun;
+use crate::tasks::Split;
 use crate::tasks::{EnvSpec, LearningHistory};
 use anyhow::Result;
 use candle_core::{Device, Tensor, D};
@@ -22,7 +27,10 @@ const BPE_CORPUS_STEPS: usize = 200_000;
 
 pub struct LmLearner {
     pub model: CausalLm,
-    pub format: LanguageFormat,
+    /// Reads the predicted reward texts back.
+    rewards: RewardText,
+    /// Action accuracy per token (RLHF completions) rather than per whole action.
+    token_actions: bool,
     pub tokenizer: TextTokenizer,
     windows: LmWindows,
     device: Device,
@@ -59,12 +67,100 @@ impl LmLearner {
         );
         Ok(LmLearner {
             model,
-            format,
+            rewards: format.rewards().clone(),
+            token_actions: false,
             tokenizer,
             windows,
             device: device.clone(),
             validation: None,
         })
+    }
+
+    /// The causal LM learning RLHF histories in the `rlhf_text` format: one window row packs
+    /// consecutive rollouts of one source run, across its epochs. `splits[i]` says whether
+    /// `runs[i]` is trained on or held out.
+    pub fn for_rlhf(
+        model_cfg: &CausalLmConfig,
+        format_cfg: &RlhfTextFormatConfig,
+        runs: &[RlhfRun],
+        splits: &[Split],
+        data_dir: &Path,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        let format = RlhfTextFormat::new(format_cfg);
+        let steps = runs
+            .iter()
+            .map(|r| format.render_run(r))
+            .collect::<Result<Vec<_>>>()?;
+        let key = serde_json::to_value(format_cfg)?;
+        let tokenizer = TextTokenizer::for_config(
+            &format_cfg.tokenizer,
+            &bpe_cache_dir_for(data_dir, &format_cfg.name, &key),
+            || {
+                let corpus: Vec<String> = steps
+                    .iter()
+                    .zip(splits)
+                    .filter(|(_, s)| **s == Split::Train)
+                    .flat_map(|(h, _)| h.iter())
+                    .flat_map(|(st, _, _)| st.segments().map(str::to_string))
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                Ok(corpus.into_iter())
+            },
+        )?;
+        let windows = LmWindows::from_steps(
+            splits.iter().copied().zip(steps),
+            &tokenizer,
+            model_cfg.context_tokens,
+        )?;
+        let model = CausalLm::new(
+            model_cfg,
+            tokenizer.vocab_size(),
+            crate::seed::rng(seed, "model-init", &[]),
+        )?;
+        tracing::info!(
+            "RLHF text format `{}`: vocabulary {} tokens, {} rollouts",
+            format_cfg.name,
+            tokenizer.vocab_size(),
+            windows.distinct_steps()
+        );
+        Ok(LmLearner {
+            model,
+            rewards: RewardText::decimal(format_cfg.precision),
+            token_actions: true,
+            tokenizer,
+            windows,
+            device: device.clone(),
+            validation: None,
+        })
+    }
+
+    /// For every step of the `split` histories (each once, in full windows): the reward
+    /// the model writes under teacher forcing (greedy per token, read back; `None` when not a
+    /// number) and the logged reward.
+    pub fn reward_predictions(
+        &self,
+        split: Split,
+        batch_size: usize,
+    ) -> Result<Vec<(Option<f32>, f32)>> {
+        let mut out = Vec::new();
+        for chunk in self.windows.tiling(split).chunks(batch_size.max(1)) {
+            let w = self.windows.batch(chunk);
+            let ids = Tensor::from_slice(&w.input_ids, (w.batch, w.seq_len), &self.device)?;
+            let predicted: Vec<Vec<u32>> = self
+                .model
+                .forward(&ids, None)?
+                .argmax(D::Minus1)?
+                .to_vec2()?;
+            for (row, steps) in w.steps.iter().enumerate() {
+                for s in steps {
+                    let text = self.tokenizer.decode(&predicted[row][s.reward.clone()])?;
+                    out.push((self.rewards.parse(&text), s.reward_value));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Loss and metrics of a window batch; `dropout_rng = None` is evaluation mode.
@@ -80,26 +176,31 @@ impl LmLearner {
         let logits = self.model.forward(&ids, dropout_rng)?;
         let loss = self.model.loss(&logits, &targets, &mask)?;
         let predicted: Vec<Vec<u32>> = logits.argmax(D::Minus1)?.to_vec2()?;
-        let (mut steps, mut actions_ok, mut rewards_ok) = (0usize, 0usize, 0usize);
+        let (mut steps, mut rewards_ok) = (0usize, 0usize);
+        let (mut action_units, mut actions_ok) = (0usize, 0usize);
         for (row, row_steps) in w.steps.iter().enumerate() {
             let pred = &predicted[row];
             let target = &w.targets[row * w.seq_len..(row + 1) * w.seq_len];
             for s in row_steps {
                 steps += 1;
-                if s.action.clone().all(|k| pred[k] == target[k]) {
-                    actions_ok += 1;
+                if self.token_actions {
+                    action_units += s.action.len();
+                    actions_ok += s.action.clone().filter(|&k| pred[k] == target[k]).count();
+                } else {
+                    action_units += 1;
+                    actions_ok += usize::from(s.action.clone().all(|k| pred[k] == target[k]));
                 }
                 let text = self.tokenizer.decode(&pred[s.reward.clone()])?;
-                if self.format.rewards().matches(&text, s.reward_value) {
+                if self.rewards.matches(&text, s.reward_value) {
                     rewards_ok += 1;
                 }
             }
         }
-        let frac = |ok: usize| (steps > 0).then(|| ok as f64 / steps as f64);
+        let frac = |ok: usize, n: usize| (n > 0).then(|| ok as f64 / n as f64);
         let metrics = BatchMetrics {
             loss: f64::from(loss.loss_value),
-            action_acc: frac(actions_ok),
-            reward_acc: frac(rewards_ok),
+            action_acc: frac(actions_ok, action_units),
+            reward_acc: frac(rewards_ok, steps),
             state_acc: None,
             logprob_mse: None,
             tokens: w.loss_mask.iter().filter(|&&m| m > 0.0).count(),
