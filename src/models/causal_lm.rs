@@ -291,6 +291,7 @@ impl CausalLm {
 /// `context_tokens / 2` tokens (learned absolute positions make shifting cached keys
 /// invalid, so the window is re-encoded rather than slid key by key). Logits are always those
 /// of an uncached forward over [`LmDecoder::window`].
+#[derive(Clone)]
 pub struct LmDecoder {
     cache: KvCache,
     /// Every token fed so far, per batch row.
