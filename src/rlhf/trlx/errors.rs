@@ -28,9 +28,11 @@ pub enum TrlxError {
     },
 
     #[error(
-        "{}: rollout {index}: `{field}` has {len} values but `response_tensor` has {response_len} \
-         tokens (one value per response token expected)",
-        file.display()
+        "{}: rollout {index}: `{field}` has {} but `response_tensor` has {} (one value per \
+         response token expected)",
+        file.display(),
+        count(*.len, "value"),
+        count(*.response_len, "token")
     )]
     LengthMismatch {
         file: PathBuf,
@@ -78,6 +80,11 @@ pub enum TrlxError {
         errors.join("\n  ")
     )]
     AllRunsFailed { dir: PathBuf, errors: Vec<String> },
+}
+
+/// `1 value`, `2 values`.
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 impl TrlxError {
