@@ -168,6 +168,36 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
             eprintln!("report written to {}", report.out.display());
             Ok(0)
         }
+        Command::ImportTrlx {
+            dir,
+            tokenizer,
+            pad_id,
+            strict,
+            out,
+        } => {
+            use crate::rlhf::trlx;
+            let tokenizer = tokenizer
+                .map(|p| crate::formats::tokenizer::TextTokenizer::from_file(&p))
+                .transpose()?;
+            let opts = trlx::ImportOptions {
+                tokenizer,
+                strict,
+                pad_id,
+            };
+            let import = trlx::read_logs(&dir, &opts)?;
+            print!("{}", trlx::summary::render(&import));
+            if let Some(out) = out {
+                for run in &import.runs {
+                    trlx::write_run(&out, run)?;
+                }
+                println!(
+                    "wrote {} normalised run(s) to {}",
+                    import.runs.len(),
+                    out.display()
+                );
+            }
+            Ok(0)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "adlab", &mut std::io::stdout());
             Ok(0)

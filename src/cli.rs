@@ -133,6 +133,33 @@ pub enum Command {
         /// Overrides of the run's config (key=value, +key=value, ++key=value, ~key).
         overrides: Vec<String>,
     },
+    /// Read TRLx rollout logs (DIR/run-<id>/epoch-<time>.json) and summarise them per run.
+    #[command(
+        after_help = "Every run-* directory under DIR is read; a bad run is skipped with its error \
+                      (--strict: it is the error). Logs without query_text/response_text need the \
+                      policy's tokenizer to decode their ids.\n\
+                      Examples:\n  adlab import-trlx logs/ppo_sentiments\n  \
+                      adlab import-trlx logs/ppo_sentiments --tokenizer gpt2/tokenizer.json --out data/trlx/sentiments"
+    )]
+    ImportTrlx {
+        /// The directory holding the run-<id>/ directories (or one run directory).
+        dir: PathBuf,
+        /// A Hugging Face tokenizer.json, to decode logs that hold ids only (and encode
+        /// text-only logs); its end-of-text id is the default padding id.
+        #[arg(long, value_name = "FILE")]
+        tokenizer: Option<PathBuf>,
+        /// The padding id stripped from the left of query_tensor (default: the tokenizer's
+        /// end-of-text id; without a tokenizer, nothing is stripped).
+        #[arg(long, value_name = "ID")]
+        pad_id: Option<u32>,
+        /// Fail on the first bad run instead of skipping it.
+        #[arg(long)]
+        strict: bool,
+        /// Write the normalised logs here (texts filled in, padding stripped), readable
+        /// without a tokenizer.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Print a shell completion script.
     #[command(
         after_help = "Example:\n  adlab completions bash > ~/.local/share/bash-completion/completions/adlab"
