@@ -124,6 +124,9 @@ pub struct EvalConfig {
     /// Episodes averaged for the "first k" / "last k" summary figures.
     #[serde(default = "default_k")]
     pub summary_k: usize,
+    /// In-context RLHF (tasks of RLHF histories): evaluation points and prompts.
+    #[serde(default)]
+    pub rlhf: Option<crate::eval::rlhf_eval::RlhfEvalConfig>,
 }
 
 fn default_k() -> usize {

@@ -45,6 +45,9 @@ pub struct Summary {
     pub temperature: f64,
     /// By split name: `test`, then `train`.
     pub splits: IndexMap<String, SplitSummary>,
+    /// For runs on RLHF histories: what the evaluation points are, and reward prediction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rlhf: Option<super::rlhf_run::RlhfSummary>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,6 +203,7 @@ pub fn summarise(rows: &[EvalRow], k: usize, temperature: f64) -> Summary {
         k,
         temperature,
         splits,
+        rlhf: None,
     }
 }
 

@@ -165,6 +165,7 @@ fn eval_config(temperature: f64) -> EvalConfig {
         train_tasks: 1,
         temperature,
         summary_k: 1,
+        rlhf: None,
     }
 }
 

@@ -1,0 +1,189 @@
+//! Evaluation of a run trained on RLHF histories: reward prediction on the held-out source
+//! runs, then the in-context RLHF curve (see [`super::rlhf_eval`]) on held-out (and some
+//! training) runs. Writes `eval.csv` (task = run index, episode = evaluation point, return =
+//! mean reward of the completions; policy `model`, and `source` = the run's own mean score at
+//! that epoch), `summary.json` (with an `rlhf` section) and `completions.jsonl` (every
+//! completion written, with its prompt and score).
+
+use super::results::{self, EvalRow, PolicyKind};
+use super::reward_prediction::{reward_prediction, RewardPrediction};
+use super::rlhf_eval::{InContextWriter, RlhfEvalConfig};
+use super::summary::{summarise, Summary};
+use crate::formats::config::FormatConfig;
+use crate::formats::rlhf_text::RlhfTextFormat;
+use crate::models::{CausalLm, ModelConfig};
+use crate::rlhf::dataset::RlhfDataset;
+use crate::rlhf::source::{build_reward, RewardModel};
+use crate::runs::RunDir;
+use crate::schema::{AdlabConfig, TaskSpec};
+use crate::tasks::Split;
+use crate::train::lm_learner::LmLearner;
+use anyhow::{bail, Context, Result};
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+/// The `rlhf` section of `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RlhfSummary {
+    /// Epochs in context at each evaluation point (the `episode` index of `eval.csv`).
+    pub context_epochs: Vec<usize>,
+    pub prompts: usize,
+    /// Rewards of the held-out runs' rollouts, predicted under teacher forcing.
+    pub reward_prediction: Option<RewardPrediction>,
+    /// Why the in-context curve is missing, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_context_skipped: Option<String>,
+}
+
+/// Loads a task's RLHF dataset (generating the built-in source's runs if needed).
+pub fn rlhf_dataset(task: &TaskSpec, data_root: &std::path::Path, progress: bool) -> Result<RlhfDataset> {
+    match task {
+        TaskSpec::SentimentRlhf(c) => crate::rlhf::dataset::load_sentiment(c, data_root, progress),
+        TaskSpec::TrlxLogs(t) => crate::rlhf::dataset::load_trlx(t, data_root),
+        TaskSpec::Rl(t) => bail!("task `{}` is an RL task, not an RLHF one", t.name),
+    }
+}
+
+/// Evaluation prompts of run `index`: fresh grammar prompts for the built-in source, else a
+/// seeded sample of the run's own prompts.
+fn prompts_for(cfg: &AdlabConfig, data: &RlhfDataset, index: usize, n: usize) -> Vec<String> {
+    if let TaskSpec::SentimentRlhf(_) = &cfg.task {
+        return crate::rlhf::source::prompts(cfg.seed, "rlhf-eval-prompts", n);
+    }
+    let mut all: Vec<String> = data.runs[index]
+        .rollouts()
+        .map(|(_, r)| r.query_text.clone())
+        .collect();
+    all.shuffle(&mut crate::seed::rng(cfg.seed, "rlhf-eval-prompts", &[index as u64]));
+    all.truncate(n);
+    all
+}
+
+pub fn evaluate_rlhf_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
+    let Some(eval) = &cfg.eval else {
+        bail!("the config has no `eval` section: nothing to evaluate");
+    };
+    let (ModelConfig::CausalLm(m), FormatConfig::RlhfText(f)) = (&cfg.model, &cfg.format) else {
+        bail!(
+            "RLHF histories are evaluated with model.kind `causal_lm` and format.kind \
+             `rlhf_text`, not `{}` / `{}`",
+            cfg.model.kind(),
+            cfg.format.kind()
+        );
+    };
+    let rlhf_cfg = eval.rlhf.clone().unwrap_or_default();
+    let data = rlhf_dataset(&cfg.task, &cfg.paths.data, false)?;
+    let checkpoint = super::evaluate::checkpoint_weights(dir)?;
+    let checkpoint = checkpoint.parent().expect("weights live in a checkpoint directory");
+    let device = candle_core::Device::Cpu;
+    let mut learner = LmLearner::for_rlhf(
+        m,
+        f,
+        &data.runs,
+        &data.splits,
+        &data.cache_dir,
+        cfg.seed,
+        &device,
+    )?;
+    learner.model = CausalLm::from_pretrained(checkpoint, m, crate::seed::rng(cfg.seed, "model-init", &[]))
+        .with_context(|| format!("loading {}", checkpoint.display()))?;
+    let format = RlhfTextFormat::new(f);
+
+    let reward_prediction = if data.indices(Split::Test).is_empty() {
+        None
+    } else {
+        let pairs = learner.reward_predictions(Split::Test, cfg.train.batch_size)?;
+        let r = reward_prediction(&pairs, format.tolerance());
+        tracing::info!(
+            "reward prediction on {} held-out rollouts: exact {:.3}, MAE {}, Spearman {}",
+            r.n,
+            r.exact,
+            r.mae.map_or("-".into(), |x| format!("{x:.4}")),
+            r.spearman.map_or("-".into(), |x| format!("{x:.3}"))
+        );
+        Some(r)
+    };
+
+    let reward: Option<Box<dyn RewardModel + Send>> = match &cfg.task {
+        TaskSpec::SentimentRlhf(c) => Some(build_reward(&c.reward)?),
+        TaskSpec::TrlxLogs(t) => t.reward.as_ref().map(build_reward).transpose()?,
+        TaskSpec::Rl(_) => None,
+    };
+    let mut rows = Vec::new();
+    let mut completions = String::new();
+    let mut skipped = None;
+    match reward {
+        None => {
+            let why = "task.reward is not set: the logs' reward model is not part of them, so \
+                       completions cannot be scored (set task.reward to a lexicon or a command)";
+            tracing::warn!("in-context RLHF evaluation skipped: {why}");
+            skipped = Some(why.to_string());
+        }
+        Some(mut reward) => {
+            let writer = InContextWriter {
+                model: &learner.model,
+                tokenizer: &learner.tokenizer,
+                format: &format,
+                config: &rlhf_cfg,
+                temperature: eval.temperature,
+                seed: cfg.seed,
+            };
+            for (split, n) in [(Split::Test, eval.tasks), (Split::Train, eval.train_tasks)] {
+                for index in data.indices(split).into_iter().take(n) {
+                    crate::interrupt::check()?;
+                    let prompts = prompts_for(cfg, &data, index, rlhf_cfg.prompts);
+                    let run = &data.runs[index];
+                    let curve = writer.curve(run, index, &prompts, reward.as_mut())?;
+                    for p in &curve {
+                        let point = rlhf_cfg.context_epochs.iter().position(|&k| k == p.epochs);
+                        let row = |ret: f32, policy| EvalRow {
+                            task: index,
+                            split,
+                            episode: point.expect("points come from context_epochs"),
+                            ret,
+                            steps: Some(p.scores.len()),
+                            policy,
+                        };
+                        rows.push(row(p.mean_score(), PolicyKind::Model));
+                        if let Some(s) = p.source_score {
+                            rows.push(row(s, PolicyKind::Source));
+                        }
+                        for ((prompt, completion), score) in
+                            prompts.iter().zip(&p.completions).zip(&p.scores)
+                        {
+                            completions.push_str(&serde_json::to_string(&serde_json::json!({
+                                "run": run.id, "split": split.as_str(), "epochs_in_context": p.epochs,
+                                "rollouts_in_context": p.rollouts_in_context,
+                                "prompt": prompt, "completion": completion, "score": score,
+                            }))?);
+                            completions.push('\n');
+                        }
+                    }
+                    let fmt = |xs: Vec<String>| xs.join(" ");
+                    tracing::info!(
+                        "in-context RLHF, {} run {}: epochs in context [{}] -> model reward [{}], source [{}]",
+                        split.as_str(),
+                        run.id,
+                        fmt(curve.iter().map(|p| p.epochs.to_string()).collect()),
+                        fmt(curve.iter().map(|p| format!("{:.3}", p.mean_score())).collect()),
+                        fmt(curve
+                            .iter()
+                            .map(|p| p.source_score.map_or("-".into(), |s| format!("{s:.3}")))
+                            .collect()),
+                    );
+                }
+            }
+        }
+    }
+    results::write(&dir.eval_path(), &rows)?;
+    crate::fsutil::write_atomic(&dir.path.join("completions.jsonl"), completions.as_bytes())?;
+    let mut summary = summarise(&rows, eval.summary_k, eval.temperature);
+    summary.rlhf = Some(RlhfSummary {
+        context_epochs: rlhf_cfg.context_epochs.clone(),
+        prompts: rlhf_cfg.prompts,
+        reward_prediction,
+        in_context_skipped: skipped,
+    });
+    crate::fsutil::write_json_atomic(&dir.summary_path(), &summary)?;
+    Ok(summary)
+}

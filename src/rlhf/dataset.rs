@@ -1,0 +1,174 @@
+//! RLHF learning histories ready for training and evaluation: the source runs of a task,
+//! each marked train or held out, and the directory that caches what is derived from them
+//! (the built-in source's logs, trained tokenizers).
+
+use super::source::{generate_runs, SentimentRlhfConfig};
+use super::task::TrlxLogsTask;
+use super::trlx::{self, ImportOptions};
+use super::RlhfRun;
+use crate::formats::tokenizer::TextTokenizer;
+use crate::tasks::Split;
+use anyhow::{bail, Context, Result};
+use fs2::FileExt;
+use rand::seq::SliceRandom;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+pub struct RlhfDataset {
+    pub runs: Vec<RlhfRun>,
+    /// Per run.
+    pub splits: Vec<Split>,
+    /// Where derived files (tokenizers) are cached.
+    pub cache_dir: PathBuf,
+}
+
+impl RlhfDataset {
+    /// Indices of the runs of `split`.
+    pub fn indices(&self, split: Split) -> Vec<usize> {
+        (0..self.runs.len())
+            .filter(|&i| self.splits[i] == split)
+            .collect()
+    }
+}
+
+/// A seeded split: `round(n · fraction)` held-out runs, at least one if the fraction is
+/// positive and there are two runs or more, never all of them.
+pub fn split_runs(n: usize, test_fraction: f64, seed: u64) -> Vec<Split> {
+    let mut n_test = (n as f64 * test_fraction).round() as usize;
+    if test_fraction > 0.0 && n >= 2 {
+        n_test = n_test.max(1);
+    }
+    let n_test = n_test.min(n.saturating_sub(1));
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut crate::seed::rng(seed, "run-split", &[]));
+    let mut splits = vec![Split::Train; n];
+    for &i in &order[..n_test] {
+        splits[i] = Split::Test;
+    }
+    splits
+}
+
+fn hash_of(value: &impl serde::Serialize) -> Result<String> {
+    let json = serde_json::to_string(value)?;
+    Ok(hex::encode(Sha256::digest(json.as_bytes()))[..12].to_string())
+}
+
+/// Reads the logs of a `trlx_logs` task (bad runs skipped unless `task.strict`).
+pub fn load_trlx(task: &TrlxLogsTask, data_root: &Path) -> Result<RlhfDataset> {
+    task.validate()?;
+    let path = task.path.as_ref().expect("validated");
+    let tokenizer = task
+        .tokenizer
+        .as_ref()
+        .map(|p| TextTokenizer::from_file(p))
+        .transpose()?;
+    let opts = ImportOptions {
+        tokenizer,
+        strict: task.strict,
+        pad_id: task.pad_id,
+    };
+    let import = trlx::read_logs(path, &opts)
+        .with_context(|| format!("reading TRLx logs from task.path = {}", path.display()))?;
+    for s in &import.skipped {
+        tracing::warn!("skipped run {}: {}", s.dir.display(), s.error);
+    }
+    let cache_dir = data_root.join(format!("{}-{}", task.name, hash_of(task)?));
+    std::fs::create_dir_all(&cache_dir)
+        .with_context(|| format!("creating {}", cache_dir.display()))?;
+    let splits = split_runs(import.runs.len(), task.split.test_fraction, task.seed);
+    Ok(RlhfDataset {
+        runs: import.runs,
+        splits,
+        cache_dir,
+    })
+}
+
+/// The built-in source's runs: generated once per config (PPO in parallel), logged in the
+/// TRLx layout under `<data_root>/<name>-<hash>/trlx/`, and read back through the same
+/// reader as real logs. Concurrent callers wait on a lock; the directory appears complete.
+pub fn load_sentiment(
+    cfg: &SentimentRlhfConfig,
+    data_root: &Path,
+    progress: bool,
+) -> Result<RlhfDataset> {
+    let cache_dir = data_root.join(format!("{}-{}", cfg.name, hash_of(cfg)?));
+    std::fs::create_dir_all(data_root)
+        .with_context(|| format!("creating data directory {}", data_root.display()))?;
+    let lock_path = cache_dir.with_extension("lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening lock file {}", lock_path.display()))?;
+    lock.lock_exclusive()
+        .with_context(|| format!("locking {}", lock_path.display()))?;
+    let logs = cache_dir.join("trlx");
+    if !logs.is_dir() {
+        let started = std::time::Instant::now();
+        let runs = generate_runs(cfg, cfg.seed, progress)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".tmp-{}-", cfg.name))
+            .tempdir_in(data_root)?;
+        let tmp_logs = tmp.path().join("trlx");
+        for run in &runs {
+            trlx::write_run(&tmp_logs, run)?;
+        }
+        std::fs::write(
+            tmp.path().join("task.json"),
+            serde_json::to_string_pretty(cfg)?,
+        )?;
+        let built = tmp.keep();
+        if cache_dir.exists() {
+            // A directory without logs (e.g. only tokenizer caches): keep them.
+            std::fs::rename(built.join("trlx"), &logs)?;
+            std::fs::remove_dir_all(&built).ok();
+        } else {
+            std::fs::rename(&built, &cache_dir)?;
+        }
+        tracing::info!(
+            "generated {} RLHF source runs in {:.1}s: {}",
+            runs.len(),
+            started.elapsed().as_secs_f64(),
+            logs.display()
+        );
+    }
+    drop(lock);
+    let import = trlx::read_logs(
+        &logs,
+        &ImportOptions {
+            strict: true,
+            ..Default::default()
+        },
+    )?;
+    if import.runs.len() != cfg.runs {
+        bail!(
+            "{} holds {} runs, the config asks for {}: delete it to regenerate",
+            logs.display(),
+            import.runs.len(),
+            cfg.runs
+        );
+    }
+    let splits = split_runs(import.runs.len(), cfg.split.test_fraction, cfg.seed);
+    Ok(RlhfDataset {
+        runs: import.runs,
+        splits,
+        cache_dir,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_hold_out_at_least_one_run_but_never_all() {
+        let count = |s: &[Split]| s.iter().filter(|&&x| x == Split::Test).count();
+        assert_eq!(count(&split_runs(4, 0.25, 0)), 1);
+        assert_eq!(count(&split_runs(2, 0.1, 0)), 1);
+        assert_eq!(count(&split_runs(1, 0.5, 0)), 0);
+        assert_eq!(count(&split_runs(8, 0.0, 0)), 0);
+        assert_eq!(count(&split_runs(10, 0.5, 0)), 5);
+        assert_eq!(split_runs(10, 0.3, 7), split_runs(10, 0.3, 7));
+    }
+}
