@@ -10,5 +10,6 @@
 //! (and, for imports, of the files read); models appear only inside the built-in source.
 
 pub mod rollout;
+pub mod source;
 
 pub use rollout::{RlhfEpoch, RlhfRun, Rollout};
