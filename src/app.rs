@@ -120,6 +120,22 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
             let loaded = crate::schema::load(&config_dir, &ovs)?;
             let cfg = &loaded.typed;
             let started = std::time::Instant::now();
+            if cfg.task.is_rlhf() {
+                crate::models::set_compute_threads(cfg.train.threads);
+                let data = crate::eval::rlhf_run::rlhf_dataset(
+                    &cfg.task,
+                    &cfg.paths.data,
+                    std::io::stderr().is_terminal(),
+                )?;
+                println!(
+                    "{} ({} source runs, {} rollouts) in {:.2}s",
+                    data.cache_dir.display(),
+                    data.runs.len(),
+                    data.runs.iter().map(|r| r.n_rollouts()).sum::<usize>(),
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok(0);
+            }
             let info = crate::tasks::cache::ensure(
                 cfg.task.rl()?,
                 &cfg.paths.data,

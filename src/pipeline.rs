@@ -28,6 +28,9 @@ pub fn run_pipeline(
 
     crate::interrupt::check()?;
     let progress = std::io::stderr().is_terminal();
+    if cfg.task.is_rlhf() {
+        return run_rlhf(cfg, dir, resume, &device, progress);
+    }
     let cache = crate::tasks::cache::ensure(cfg.task.rl()?, &cfg.paths.data, progress)?;
     tracing::info!(
         "learning histories: {} ({} histories, {} steps{})",
@@ -79,6 +82,55 @@ pub fn run_pipeline(
             eval.train_tasks
         );
         let summary = crate::eval::evaluate_run(cfg, dir).context("in-context evaluation")?;
+        tracing::info!("{}", crate::eval::summary_line(&summary));
+    }
+    Ok(())
+}
+
+/// The stages for RLHF histories: source runs (generated or read) → causal LM on their text
+/// → reward prediction and in-context RLHF evaluation.
+fn run_rlhf(
+    cfg: &crate::schema::AdlabConfig,
+    dir: &RunDir,
+    resume: bool,
+    device: &candle_core::Device,
+    progress: bool,
+) -> Result<()> {
+    let data = crate::eval::rlhf_run::rlhf_dataset(&cfg.task, &cfg.paths.data, progress)?;
+    let held_out = data.indices(crate::tasks::Split::Test).len();
+    tracing::info!(
+        "RLHF histories: {} source runs ({} held out), {} rollouts, {}",
+        data.runs.len(),
+        held_out,
+        data.runs.iter().map(|r| r.n_rollouts()).sum::<usize>(),
+        data.cache_dir.display()
+    );
+    crate::interrupt::check()?;
+    let (ModelConfig::CausalLm(m), FormatConfig::RlhfText(f)) = (&cfg.model, &cfg.format) else {
+        anyhow::bail!(
+            "RLHF histories are learned by model.kind `causal_lm` in format.kind `rlhf_text` \
+             (got `{}` / `{}`)",
+            cfg.model.kind(),
+            cfg.format.kind()
+        );
+    };
+    let mut learner = LmLearner::for_rlhf(
+        m,
+        f,
+        &data.runs,
+        &data.splits,
+        &data.cache_dir,
+        cfg.seed,
+        device,
+    )?;
+    log_model_size(&learner.model.params());
+    train(&mut learner, cfg, dir, resume || cfg.train.resume)?;
+    drop(learner);
+    drop(data);
+    if cfg.eval.as_ref().is_some_and(|e| e.enabled) {
+        crate::interrupt::check()?;
+        let summary = crate::eval::rlhf_run::evaluate_rlhf_run(cfg, dir)
+            .context("in-context RLHF evaluation")?;
         tracing::info!("{}", crate::eval::summary_line(&summary));
     }
     Ok(())

@@ -41,25 +41,42 @@ pub struct AdlabConfig {
 pub enum TaskSpec {
     /// A classic RL environment and source algorithm (darkroom, bandit, …).
     Rl(TaskConfig),
+    /// The built-in RLHF source: PPO on a small LM with a sentiment reward.
+    SentimentRlhf(crate::rlhf::source::SentimentRlhfConfig),
+    /// RLHF histories read from TRLx rollout logs (`task.path`).
+    TrlxLogs(crate::rlhf::task::TrlxLogsTask),
 }
 
 impl TaskSpec {
     pub fn name(&self) -> &str {
         match self {
             TaskSpec::Rl(t) => &t.name,
+            TaskSpec::SentimentRlhf(t) => &t.name,
+            TaskSpec::TrlxLogs(t) => &t.name,
         }
+    }
+
+    pub fn is_rlhf(&self) -> bool {
+        !matches!(self, TaskSpec::Rl(_))
     }
 
     /// The RL task, or an error naming what this task is instead.
     pub fn rl(&self) -> anyhow::Result<&TaskConfig> {
         match self {
             TaskSpec::Rl(t) => Ok(t),
+            _ => anyhow::bail!(
+                "task `{}` produces RLHF histories, not RL ones: this needs an RL task \
+                 (e.g. task=darkroom)",
+                self.name()
+            ),
         }
     }
 
     fn validate(&self) -> anyhow::Result<()> {
         match self {
             TaskSpec::Rl(t) => t.validate(),
+            TaskSpec::SentimentRlhf(t) => t.validate(),
+            TaskSpec::TrlxLogs(t) => t.validate(),
         }
     }
 }
@@ -218,6 +235,17 @@ fn validate(c: &AdlabConfig, tree: &Node) -> Result<(), ConfigError> {
         }
     }
     crate::formats::config::check_compatible(&c.format, &c.model, tree)?;
+    let rlhf_format = c.format.kind() == "rlhf_text";
+    if c.task.is_rlhf() != rlhf_format {
+        return fail(
+            "format.kind",
+            if rlhf_format {
+                "a format of RL histories (rl or language): `rlhf_text` is for RLHF tasks"
+            } else {
+                "`rlhf_text` for an RLHF task (format=rlhf_text, model=causal_lm)"
+            },
+        );
+    }
     c.task.validate().map_err(|e| constraint(e, tree))?;
     c.optimizer.validate().map_err(|e| constraint(e, tree))?;
     Ok(())

@@ -45,6 +45,9 @@ pub fn evaluate_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
     let Some(eval) = &cfg.eval else {
         bail!("the config has no `eval` section: nothing to evaluate");
     };
+    if cfg.task.is_rlhf() {
+        return super::rlhf_run::evaluate_rlhf_run(cfg, dir);
+    }
     if eval.episodes == 0 {
         bail!("eval.episodes = 0: nothing to evaluate");
     }

@@ -20,6 +20,8 @@ pub mod evaluate;
 pub mod lm_policy;
 pub mod policy;
 pub mod results;
+pub mod rlhf_eval;
+pub mod rlhf_run;
 pub mod reward_prediction;
 pub mod rl_policy;
 pub mod rollout;

@@ -7,7 +7,7 @@
 
 use super::results::{self, EvalRow, PolicyKind};
 use super::reward_prediction::{reward_prediction, RewardPrediction};
-use super::rlhf_eval::{InContextWriter, RlhfEvalConfig};
+use super::rlhf_eval::InContextWriter;
 use super::summary::{summarise, Summary};
 use crate::formats::config::FormatConfig;
 use crate::formats::rlhf_text::RlhfTextFormat;

@@ -155,7 +155,40 @@ impl CausalLm {
         self.forward_inner(input_ids, Some(cache), None)
     }
 
+    /// The final (normalised) hidden states `[B, T, d]` instead of logits: what a value head
+    /// reads (RLHF's PPO). [`CausalLm::lm_head`] turns them into the logits `forward` returns.
+    pub fn forward_hidden(
+        &self,
+        input_ids: &Tensor,
+        dropout_rng: Option<&mut ChaCha8Rng>,
+    ) -> Result<Tensor> {
+        self.hidden_inner(input_ids, None, dropout_rng)
+    }
+
+    /// The tied LM head: hidden states `[.., d]` -> logits `[.., V]`.
+    pub fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
+        let mut dims = hidden.dims().to_vec();
+        let d = self.cfg.d_model;
+        let n = hidden.elem_count() / d;
+        // Tied LM head: logits = h wte^T, as one 2-D matmul (candle's fast path).
+        let logits = hidden.reshape((n, d))?.matmul(&self.wte.weight.t()?)?;
+        *dims
+            .last_mut()
+            .context("lm_head: hidden states need a last dimension")? = self.vocab_size;
+        Ok(logits.reshape(dims)?)
+    }
+
     fn forward_inner(
+        &self,
+        input_ids: &Tensor,
+        cache: Option<&mut KvCache>,
+        rng: Option<&mut ChaCha8Rng>,
+    ) -> Result<Tensor> {
+        let h = self.hidden_inner(input_ids, cache, rng)?;
+        self.lm_head(&h)
+    }
+
+    fn hidden_inner(
         &self,
         input_ids: &Tensor,
         cache: Option<&mut KvCache>,
@@ -178,11 +211,7 @@ impl CausalLm {
         let positions = Tensor::from_vec(positions, (b, t), input_ids.device())?;
         let x = (self.wte.forward(input_ids)? + self.wpe.forward(&positions)?)?;
         let x = dropout(&x, self.cfg.dropout, rng.as_deref_mut())?;
-        let h = self.trunk.forward(&x, cache, rng)?;
-        let d = self.cfg.d_model;
-        // Tied LM head: logits = h wte^T.
-        let logits = h.reshape((b * t, d))?.matmul(&self.wte.weight.t()?)?;
-        Ok(logits.reshape((b, t, self.vocab_size))?)
+        Ok(self.trunk.forward(&x, cache, rng)?)
     }
 
     /// Mean token cross-entropy over positions with `mask = 1`, and token accuracy.

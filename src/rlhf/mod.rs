@@ -9,7 +9,10 @@
 //! Architecture invariant: like `tasks`, this module's data is a pure function of its config
 //! (and, for imports, of the files read); models appear only inside the built-in source.
 
+pub mod dataset;
 pub mod rollout;
+pub mod source;
+pub mod task;
 pub mod trlx;
 
 pub use rollout::{RlhfEpoch, RlhfRun, Rollout};
