@@ -115,7 +115,7 @@ impl Policy {
             lm,
             v_hidden: Conv1D::new(d, 2 * d, 0.02, vb.pp("0"))?,
             v_out: Conv1D::new(2 * d, 1, 0.02, vb.pp("2"))?,
-            head_vars: head_vars,
+            head_vars,
         })
     }
 
