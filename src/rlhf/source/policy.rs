@@ -95,7 +95,7 @@ pub fn response_logprobs(lm: &CausalLm, ids: &Tensor, r: usize) -> Result<Tensor
 /// A [`CausalLm`] with a value head.
 pub struct Policy {
     pub lm: CausalLm,
-    _head_vars: VarMap,
+    head_vars: VarMap,
     v_hidden: Conv1D,
     v_out: Conv1D,
 }
@@ -115,14 +115,14 @@ impl Policy {
             lm,
             v_hidden: Conv1D::new(d, 2 * d, 0.02, vb.pp("0"))?,
             v_out: Conv1D::new(2 * d, 1, 0.02, vb.pp("2"))?,
-            _head_vars: head_vars,
+            head_vars,
         })
     }
 
     /// Every trainable parameter (LM and value head), sorted by name.
     pub fn params(&self) -> ParamSet {
         let lm = self.lm.params();
-        let head = ParamSet::from_varmap(&self._head_vars);
+        let head = ParamSet::from_varmap(&self.head_vars);
         let mut all: Vec<(String, candle_core::Var)> = lm
             .names
             .into_iter()

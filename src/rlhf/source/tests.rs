@@ -140,36 +140,43 @@ fn one_ppo_backward_reaches_every_policy_and_value_parameter() {
 }
 
 #[test]
-#[ignore = "manual: prints timings and learning curves (cargo test --release -- --ignored)"]
+#[ignore = "manual: times the default config (cargo test --lib measure_default -- --ignored --nocapture)"]
 fn measure_default_config() {
-    let cfg = small_config();
-    for seed in [0u64, 1, 2] {
-        let t0 = std::time::Instant::now();
-        let tokenizer = tokenizer().unwrap();
-        let base = Policy::new(&cfg.policy, tokenizer.vocab_size(), seed).unwrap();
-        let loss = pretrain(&base, &tokenizer, &cfg.policy, seed).unwrap();
-        let t_pre = t0.elapsed();
-        let prompts = story::prompts(seed, PROMPT_LABEL, cfg.corpus.prompts);
-        let inputs = RunInputs {
-            cfg: &cfg,
-            seed,
-            tokenizer: &tokenizer,
-            prompts: &prompts,
-            base: &base,
-        };
-        let t1 = std::time::Instant::now();
-        let run = run_ppo(&inputs, 0, |s| {
-            eprint!("{:.2}/{:.2} ", s.mean_score, s.mean_kl)
-        })
-        .unwrap();
-        let t_ppo = t1.elapsed();
+    crate::models::set_compute_threads(1);
+    let cfg =
+        SentimentRlhfConfig::from_yaml(include_str!("../../../conf/task/sentiment_rlhf.yaml"))
+            .unwrap();
+    // One run on one thread, phase by phase.
+    let t0 = std::time::Instant::now();
+    let tokenizer = tokenizer().unwrap();
+    let base = Policy::new(&cfg.policy, tokenizer.vocab_size(), cfg.seed).unwrap();
+    let loss = pretrain(&base, &tokenizer, &cfg.policy, cfg.seed).unwrap();
+    let t_pretrain = t0.elapsed();
+    let prompts = story::prompts(cfg.seed, PROMPT_LABEL, cfg.corpus.prompts);
+    let inputs = RunInputs {
+        cfg: &cfg,
+        seed: cfg.seed,
+        tokenizer: &tokenizer,
+        prompts: &prompts,
+        base: &base,
+    };
+    let t1 = std::time::Instant::now();
+    run_ppo(&inputs, 0, |_| ()).unwrap();
+    let t_ppo = t1.elapsed();
+    eprintln!(
+        "pretraining {t_pretrain:?} (loss {loss:.3}); one PPO run {t_ppo:?} = {:?} per epoch",
+        t_ppo / cfg.ppo.epochs as u32
+    );
+    let t0 = std::time::Instant::now();
+    let runs = generate_runs(&cfg, cfg.seed, false).unwrap();
+    eprintln!("default config: {} runs in {:?}", runs.len(), t0.elapsed());
+    for run in &runs {
+        let curve = run.score_curve();
         eprintln!(
-            "\nseed {seed}: pretrain {t_pre:?} (loss {loss:.3}), PPO {t_ppo:?} ({:?}/epoch)",
-            t_ppo / cfg.ppo.epochs as u32
+            "run {}: first epoch {:.3}, last epoch {:.3}",
+            run.id,
+            curve[0].unwrap(),
+            curve.last().unwrap().unwrap()
         );
-        let last = &run.epochs.last().unwrap().rollouts;
-        for r in last.iter().take(3) {
-            eprintln!("  {} | {} -> {:?}", r.query_text, r.response_text, r.score);
-        }
     }
 }
