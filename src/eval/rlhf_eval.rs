@@ -120,11 +120,19 @@ impl InContextWriter<'_> {
     /// A decoder that has read end-of-text and the most recent whole rollouts of `steps`
     /// that leave room for the longest prompt and the completion; returns it and how many
     /// rollouts it read.
-    fn context(&self, steps: &[(StepText, u32, f32)], prompts: &[String]) -> Result<(LmDecoder, usize)> {
+    fn context(
+        &self,
+        steps: &[(StepText, u32, f32)],
+        prompts: &[String],
+    ) -> Result<(LmDecoder, usize)> {
         let ctx = self.model.cfg.context_tokens;
         let longest_prompt = prompts
             .iter()
-            .map(|p| self.tokenizer.encode(&self.format.completion_prompt(p)).map(|t| t.len()))
+            .map(|p| {
+                self.tokenizer
+                    .encode(&self.format.completion_prompt(p))
+                    .map(|t| t.len())
+            })
             .collect::<Result<Vec<_>>>()?
             .into_iter()
             .max()
@@ -162,7 +170,9 @@ impl InContextWriter<'_> {
         rng: &mut rand_chacha::ChaCha8Rng,
     ) -> Result<String> {
         let mut decoder = context.clone();
-        let ids = self.tokenizer.encode(&self.format.completion_prompt(prompt))?;
+        let ids = self
+            .tokenizer
+            .encode(&self.format.completion_prompt(prompt))?;
         let mut logits = decoder.feed(self.model, &[ids])?;
         let eot = self.tokenizer.end_of_text_id();
         let mut written: Vec<u32> = Vec::new();
@@ -173,13 +183,20 @@ impl InContextWriter<'_> {
                 break;
             }
             written.push(tok);
-            if self.tokenizer.decode(&written)?.contains(self.format.completion_end()) {
+            if self
+                .tokenizer
+                .decode(&written)?
+                .contains(self.format.completion_end())
+            {
                 break;
             }
             logits = decoder.feed(self.model, &[vec![tok]])?;
         }
         let text = self.tokenizer.decode(&written)?;
-        let line = text.split(self.format.completion_end()).next().unwrap_or("");
+        let line = text
+            .split(self.format.completion_end())
+            .next()
+            .unwrap_or("");
         Ok(line.strip_prefix(' ').unwrap_or(line).to_string())
     }
 }

@@ -36,7 +36,11 @@ pub struct RlhfSummary {
 }
 
 /// Loads a task's RLHF dataset (generating the built-in source's runs if needed).
-pub fn rlhf_dataset(task: &TaskSpec, data_root: &std::path::Path, progress: bool) -> Result<RlhfDataset> {
+pub fn rlhf_dataset(
+    task: &TaskSpec,
+    data_root: &std::path::Path,
+    progress: bool,
+) -> Result<RlhfDataset> {
     match task {
         TaskSpec::SentimentRlhf(c) => crate::rlhf::dataset::load_sentiment(c, data_root, progress),
         TaskSpec::TrlxLogs(t) => crate::rlhf::dataset::load_trlx(t, data_root),
@@ -54,7 +58,11 @@ fn prompts_for(cfg: &AdlabConfig, data: &RlhfDataset, index: usize, n: usize) ->
         .rollouts()
         .map(|(_, r)| r.query_text.clone())
         .collect();
-    all.shuffle(&mut crate::seed::rng(cfg.seed, "rlhf-eval-prompts", &[index as u64]));
+    all.shuffle(&mut crate::seed::rng(
+        cfg.seed,
+        "rlhf-eval-prompts",
+        &[index as u64],
+    ));
     all.truncate(n);
     all
 }
@@ -74,7 +82,9 @@ pub fn evaluate_rlhf_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
     let rlhf_cfg = eval.rlhf.clone().unwrap_or_default();
     let data = rlhf_dataset(&cfg.task, &cfg.paths.data, false)?;
     let checkpoint = super::evaluate::checkpoint_weights(dir)?;
-    let checkpoint = checkpoint.parent().expect("weights live in a checkpoint directory");
+    let checkpoint = checkpoint
+        .parent()
+        .expect("weights live in a checkpoint directory");
     let device = candle_core::Device::Cpu;
     let mut learner = LmLearner::for_rlhf(
         m,
@@ -85,8 +95,9 @@ pub fn evaluate_rlhf_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
         cfg.seed,
         &device,
     )?;
-    learner.model = CausalLm::from_pretrained(checkpoint, m, crate::seed::rng(cfg.seed, "model-init", &[]))
-        .with_context(|| format!("loading {}", checkpoint.display()))?;
+    learner.model =
+        CausalLm::from_pretrained(checkpoint, m, crate::seed::rng(cfg.seed, "model-init", &[]))
+            .with_context(|| format!("loading {}", checkpoint.display()))?;
     let format = RlhfTextFormat::new(f);
 
     let reward_prediction = if data.indices(Split::Test).is_empty() {

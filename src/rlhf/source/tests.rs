@@ -12,6 +12,7 @@ pub(crate) fn small_config() -> SentimentRlhfConfig {
             .unwrap();
     cfg.corpus.prompts = 200;
     cfg.runs = 1;
+    cfg.search.clear(); // the tests set the hyperparameters they measure
     cfg
 }
 
