@@ -106,10 +106,25 @@ fn run_rlhf(
         data.cache_dir.display()
     );
     crate::interrupt::check()?;
+    if let (ModelConfig::RlHeads(m), FormatConfig::Rl(f)) = (&cfg.model, &cfg.format) {
+        let (spec, histories) =
+            crate::rlhf::token_steps::token_histories(&data.runs, &data.splits, f.positions)?;
+        let mut learner = RlLearner::new(m, &spec, &histories, cfg.seed, device)?;
+        log_model_size(&learner.model.params());
+        train(&mut learner, cfg, dir, resume || cfg.train.resume)?;
+        if cfg.eval.as_ref().is_some_and(|e| e.enabled) {
+            // Acting in context means writing completions: only a causal LM can.
+            tracing::warn!(
+                "rl_heads on RLHF histories: training metrics only (token-level action and \
+                 reward accuracy); in-context RLHF evaluation needs model=causal_lm"
+            );
+        }
+        return Ok(());
+    }
     let (ModelConfig::CausalLm(m), FormatConfig::RlhfText(f)) = (&cfg.model, &cfg.format) else {
         anyhow::bail!(
-            "RLHF histories are learned by model.kind `causal_lm` in format.kind `rlhf_text` \
-             (got `{}` / `{}`)",
+            "RLHF histories are learned by model.kind `causal_lm` in format.kind `rlhf_text`, or \
+             by `rl_heads` in `rl` (got `{}` / `{}`)",
             cfg.model.kind(),
             cfg.format.kind()
         );

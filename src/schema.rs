@@ -235,16 +235,21 @@ fn validate(c: &AdlabConfig, tree: &Node) -> Result<(), ConfigError> {
         }
     }
     crate::formats::config::check_compatible(&c.format, &c.model, tree)?;
-    let rlhf_format = c.format.kind() == "rlhf_text";
-    if c.task.is_rlhf() != rlhf_format {
-        return fail(
-            "format.kind",
-            if rlhf_format {
-                "a format of RL histories (rl or language): `rlhf_text` is for RLHF tasks"
-            } else {
-                "`rlhf_text` for an RLHF task (format=rlhf_text, model=causal_lm)"
-            },
-        );
+    match (c.task.is_rlhf(), c.format.kind()) {
+        (false, "rlhf_text") => {
+            return fail(
+                "format.kind",
+                "a format of RL histories (rl or language): `rlhf_text` is for RLHF tasks",
+            )
+        }
+        (true, "language") => {
+            return fail(
+                "format.kind",
+                "`rlhf_text` for an RLHF task with model=causal_lm (or `rl`, token by token, \
+                 with model=rl_heads)",
+            )
+        }
+        _ => {}
     }
     c.task.validate().map_err(|e| constraint(e, tree))?;
     c.optimizer.validate().map_err(|e| constraint(e, tree))?;

@@ -198,3 +198,41 @@ fn an_rlhf_task_needs_the_rlhf_text_format_and_says_so() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("task.path"), "{err}");
 }
+
+#[test]
+fn rl_heads_learns_rlhf_histories_token_by_token() {
+    let s = Scratch::new();
+    let mut args: Vec<&str> = TINY_RLHF
+        .iter()
+        .copied()
+        .filter(|a| {
+            !a.starts_with("model.")
+                && !a.starts_with("format.")
+                && !a.starts_with("eval.")
+                && !a.starts_with("+experiment")
+        })
+        .collect();
+    args.extend([
+        "task=sentiment_rlhf",
+        "model=rl_heads",
+        "format=rl",
+        "format.positions=4",
+        "model.d_model=16",
+        "model.n_layers=1",
+        "model.n_heads=2",
+        "model.d_ff=32",
+        "model.context_steps=16",
+    ]);
+    stdout_of(s.adlab_with_paths("run", &args));
+    let dir = &s.run_dirs("sentiment_rlhf-rl_heads")[0];
+    assert_eq!(read_json(&dir.join("meta.json"))["status"], "completed");
+    let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let last = metrics.lines().last().unwrap();
+    let cells: Vec<&str> = last.split(',').collect();
+    assert!(
+        cells[3].parse::<f64>().is_ok(),
+        "action accuracy: {metrics}"
+    );
+    let log = std::fs::read_to_string(dir.join("adlab.log")).unwrap();
+    assert!(log.contains("needs model=causal_lm"), "{log}");
+}

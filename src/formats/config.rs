@@ -47,6 +47,14 @@ impl FormatConfig {
 #[serde(deny_unknown_fields)]
 pub struct RlFormatConfig {
     pub name: String,
+    /// RLHF histories only: response positions told apart in the token-level state
+    /// (`token · positions + min(t, positions − 1)`, see `rlhf::token_steps`).
+    #[serde(default = "default_positions")]
+    pub positions: usize,
+}
+
+fn default_positions() -> usize {
+    16
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

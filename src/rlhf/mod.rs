@@ -13,6 +13,7 @@ pub mod dataset;
 pub mod rollout;
 pub mod source;
 pub mod task;
+pub mod token_steps;
 pub mod trlx;
 
 pub use rollout::{RlhfEpoch, RlhfRun, Rollout};
