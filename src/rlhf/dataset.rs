@@ -162,6 +162,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_built_in_sources_runs_round_trip_through_the_trlx_layout() {
+        let mut cfg = crate::rlhf::source::tests::small_config();
+        cfg.runs = 2;
+        cfg.policy.pretrain_steps = 10;
+        cfg.ppo.epochs = 2;
+        cfg.ppo.num_rollouts = 4;
+        cfg.ppo.chunk_size = 4;
+        cfg.ppo.batch_size = 4;
+        let root = tempfile::tempdir().unwrap();
+        let data = load_sentiment(&cfg, root.path(), false).unwrap();
+        // What the reader gives back is bit for bit what PPO produced (in run-id order).
+        let mut produced = generate_runs(&cfg, cfg.seed, false).unwrap();
+        produced.sort_by(|a, b| a.id.cmp(&b.id));
+        assert!(
+            data.runs == produced,
+            "the runs changed on their way through the files"
+        );
+        assert_eq!(data.splits.len(), 2);
+        assert!(data.cache_dir.join("trlx").is_dir());
+        // A second load reuses the logs.
+        let again = load_sentiment(&cfg, root.path(), false).unwrap();
+        assert_eq!(again.runs, data.runs);
+    }
+
+    #[test]
     fn splits_hold_out_at_least_one_run_but_never_all() {
         let count = |s: &[Split]| s.iter().filter(|&&x| x == Split::Test).count();
         assert_eq!(count(&split_runs(4, 0.25, 0)), 1);

@@ -24,7 +24,7 @@ pub mod sample;
 pub mod story;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use config::SentimentRlhfConfig;
 pub use reward::{build_reward, RewardModel};
