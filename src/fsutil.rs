@@ -1,5 +1,6 @@
-//! Crash-safe file writing: every file adlab produces is written to a temporary file in the
-//! same directory and renamed into place, so a crash never leaves a half-written file.
+//! Crash-safe files: every file adlab produces is written to a temporary file in the
+//! same directory and renamed into place, so a crash never leaves a half-written file. Caches
+//! that concurrent processes may build are guarded by an exclusive file lock.
 
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -24,6 +25,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Writes a value as pretty JSON, atomically.
+/// Opens (creating it) and exclusively locks `path`, waiting for other holders: the guard of
+/// a cache that concurrent processes may build. The lock is released when the file drops.
+pub fn lock_exclusive(path: &Path) -> Result<std::fs::File> {
+    use fs2::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening lock file {}", path.display()))?;
+    file.lock_exclusive()
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
+}
+
 pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value)?;
     text.push('\n');

@@ -9,7 +9,6 @@ use super::RlhfRun;
 use crate::formats::tokenizer::TextTokenizer;
 use crate::tasks::Split;
 use anyhow::{bail, Context, Result};
-use fs2::FileExt;
 use rand::seq::SliceRandom;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -95,14 +94,7 @@ pub fn load_sentiment(
     std::fs::create_dir_all(data_root)
         .with_context(|| format!("creating data directory {}", data_root.display()))?;
     let lock_path = cache_dir.with_extension("lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening lock file {}", lock_path.display()))?;
-    lock.lock_exclusive()
-        .with_context(|| format!("locking {}", lock_path.display()))?;
+    let lock = crate::fsutil::lock_exclusive(&lock_path)?;
     let logs = cache_dir.join("trlx");
     if !logs.is_dir() {
         let started = std::time::Instant::now();

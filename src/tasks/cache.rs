@@ -13,7 +13,6 @@ use super::history::LearningHistory;
 use super::suite::{Split, TaskParams, TaskSuite};
 use crate::fsutil;
 use anyhow::{bail, Context, Result};
-use fs2::FileExt;
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
@@ -94,14 +93,7 @@ pub fn ensure(cfg: &TaskConfig, data_root: &Path, progress: bool) -> Result<Cach
         .with_context(|| format!("creating data directory {}", data_root.display()))?;
     // Beside the cache dir, not inside it: the dir must appear only when complete.
     let lock_path = data_root.join(format!("{}-{}.lock", cfg.name, config_hash(cfg)?));
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening lock file {}", lock_path.display()))?;
-    lock.lock_exclusive()
-        .with_context(|| format!("locking {}", lock_path.display()))?;
+    let lock = crate::fsutil::lock_exclusive(&lock_path)?;
 
     if dir.exists() {
         let meta = read_meta(&dir)?;
