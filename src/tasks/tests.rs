@@ -29,6 +29,9 @@ fn every_task_yaml_parses_validates_and_names_itself_after_its_file() {
     for entry in std::fs::read_dir(conf_dir()).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
+        if !text.lines().any(|l| l == "kind: rl") {
+            continue; // the RLHF task kinds have tests of their own (rlhf::)
+        }
         let cfg =
             TaskConfig::from_yaml(&text).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
         assert_eq!(
