@@ -173,9 +173,21 @@ fn trlx_logs_on_disk_train_and_text_only_logs_say_why_they_cannot() {
 #[test]
 fn an_rlhf_task_needs_the_rlhf_text_format_and_says_so() {
     let s = Scratch::new();
+    // format=auto (the default) picks rlhf_text for a causal LM on an RLHF task…
+    let out = stdout_of(
+        s.adlab()
+            .args(["config", "task=sentiment_rlhf", "model=causal_lm"]),
+    );
+    assert!(out.contains("kind: rlhf_text"), "{out}");
+    // …and an explicit RL-history text format is refused.
     let out = s
         .adlab()
-        .args(["config", "task=sentiment_rlhf", "model=causal_lm"])
+        .args([
+            "config",
+            "task=sentiment_rlhf",
+            "model=causal_lm",
+            "format=coords",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -214,8 +226,7 @@ fn rl_heads_learns_rlhf_histories_token_by_token() {
         .collect();
     args.extend([
         "task=sentiment_rlhf",
-        "model=rl_heads",
-        "format=rl",
+        "model=rl_heads", // format=auto gives rl
         "format.positions=4",
         "model.d_model=16",
         "model.n_layers=1",

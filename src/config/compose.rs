@@ -125,22 +125,25 @@ pub fn compose(
         let mut first = Node::empty_map(Arc::new(Source::Builtin("composition")));
         tree.compose_into(&mut first);
         for (group, rule) in &rules {
-            let value = first.get(&rule.key).map(|n| n.value.to_inline());
-            let Some(value) = value else {
-                return Err(ConfigError::Defaults {
-                    file: format!("{group}/auto"),
-                    message: format!(
-                        "`_auto_` reads `{}`, which the composed config does not have",
-                        rule.key
-                    ),
-                });
-            };
+            let mut values = Vec::new();
+            for key in &rule.keys {
+                let Some(v) = first.get(key).map(|n| n.value.to_inline()) else {
+                    return Err(ConfigError::Defaults {
+                        file: format!("{group}/auto"),
+                        message: format!(
+                            "`_auto_` reads `{key}`, which the composed config does not have"
+                        ),
+                    });
+                };
+                values.push(v);
+            }
+            let value = values.join("/");
             let Some(option) = rule.choices.get(&value) else {
                 return Err(ConfigError::Defaults {
                     file: format!("{group}/auto"),
                     message: format!(
                         "`_auto_` has no option for {} = `{value}` (it knows: {}); choose one with `{group}=OPTION`",
-                        rule.key,
+                        rule.key_text(),
                         rule.choices.keys().cloned().collect::<Vec<_>>().join(", ")
                     ),
                 });
@@ -149,7 +152,7 @@ pub fn compose(
                 group.clone(),
                 ChoiceOverride {
                     choice: Choice::Option(option.clone()),
-                    origin: format!("auto option of `{group}` ({} = {value})", rule.key),
+                    origin: format!("auto option of `{group}` ({} = {value})", rule.key_text()),
                 },
             );
         }
@@ -520,6 +523,38 @@ mod tests {
         );
         let out = compose_with(c.path(), &["model=m2"]).unwrap();
         assert_eq!(get(&out, "format.kind"), "two");
+        // Several keys: the choices are keyed by their values joined with `/`.
+        std::fs::write(
+            c.path().join("format/auto.yaml"),
+            "_auto_: {key: [task.kind, model.kind], choices: {a/k1: f1, a/k2: f2, b/k1: f2}}\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(c.path().join("task")).unwrap();
+        std::fs::write(c.path().join("task/a.yaml"), "kind: a\n").unwrap();
+        std::fs::write(c.path().join("task/b.yaml"), "kind: b\n").unwrap();
+        std::fs::write(
+            c.path().join("config.yaml"),
+            "defaults: [{format: auto}, {model: m1}, {task: a}]\n",
+        )
+        .unwrap();
+        let kind = |ovs: &[&str]| get(&compose_with(c.path(), ovs).unwrap(), "format.kind");
+        assert_eq!(kind(&["task=b"]), "two");
+        assert_eq!(kind(&[]), "one");
+        let err = compose_with(c.path(), &["task=b", "model=m2"]).unwrap_err();
+        assert!(
+            format!("{err}").contains("task.kind/model.kind = `b/k2`"),
+            "{err}"
+        );
+        std::fs::write(
+            c.path().join("format/auto.yaml"),
+            "_auto_: {key: model.kind, choices: {k1: f1, k2: f2}}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            c.path().join("config.yaml"),
+            "defaults: [{format: auto}, {model: m1}]\n",
+        )
+        .unwrap();
         assert!(out.tree.render(c.path()).contains("format: auto -> f2"));
         assert_eq!(
             get(

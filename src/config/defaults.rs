@@ -68,11 +68,20 @@ pub enum TreeItem {
     Child(Box<DefaultsNode>),
 }
 
-/// `_auto_: {key: model.kind, choices: {rl_heads: rl, ...}}` in an option file.
+/// `_auto_: {key: model.kind, choices: {rl_heads: rl, ...}}` in an option file. `key` may be
+/// a list (`[task.kind, model.kind]`); the choices are then keyed by the values joined with
+/// `/` (`rl/causal_lm: coords`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AutoRule {
-    pub key: String,
+    pub keys: Vec<String>,
     pub choices: IndexMap<String, String>,
+}
+
+impl AutoRule {
+    /// The keys as written in messages: `model.kind` or `task.kind/model.kind`.
+    pub fn key_text(&self) -> String {
+        self.keys.join("/")
+    }
 }
 
 /// Everything tree building needs from outside.
@@ -204,11 +213,18 @@ fn take_auto(body: &mut Node, file: &str) -> Result<Option<AutoRule>, ConfigErro
         file: file.to_string(),
         message: format!("`_auto_` {m}"),
     };
-    let key = match auto.get("key").map(|n| &n.value) {
-        Some(Value::Str(s)) => s.clone(),
+    let keys = match auto.get("key").map(|n| &n.value) {
+        Some(Value::Str(s)) => vec![s.clone()],
+        Some(Value::List(items)) if !items.is_empty() => items
+            .iter()
+            .map(|n| match &n.value {
+                Value::Str(s) => Ok(s.clone()),
+                _ => Err(bad("`key:` lists config keys (strings)")),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
         _ => {
             return Err(bad(
-                "needs `key:` naming the config key that picks the option",
+                "needs `key:` naming the config key (or keys) that pick the option",
             ))
         }
     };
@@ -226,7 +242,7 @@ fn take_auto(body: &mut Node, file: &str) -> Result<Option<AutoRule>, ConfigErro
         }
         None => return Err(bad("needs `choices:` mapping values of the key to options")),
     }
-    Ok(Some(AutoRule { key, choices }))
+    Ok(Some(AutoRule { keys, choices }))
 }
 
 /// Builds the tree of a loaded config file.
