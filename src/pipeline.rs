@@ -135,9 +135,12 @@ fn run_rlhf(
         &data.runs,
         &data.splits,
         &data.cache_dir,
+        None,
         cfg.seed,
         device,
     )?;
+    // Evaluation must hold out exactly these runs, whatever the logs hold by then.
+    crate::eval::rlhf_run::write_held_out(dir, &data)?;
     log_model_size(&learner.model.params());
     train(&mut learner, cfg, dir, resume || cfg.train.resume)?;
     drop(learner);

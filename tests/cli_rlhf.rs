@@ -82,6 +82,9 @@ fn rlhf_ad_runs_end_to_end_with_reward_prediction_and_an_in_context_curve() {
     let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     assert!(metrics.lines().any(|l| l.contains(",val,")), "{metrics}");
 
+    // The held-out runs are recorded, so a later evaluation holds out the same ones.
+    let held_out = read_json(&dir.join("held_out_runs.json"));
+    assert_eq!(held_out.as_array().unwrap().len(), 1, "{held_out}");
     let summary = read_json(&dir.join("summary.json"));
     let rlhf = &summary["rlhf"];
     assert_eq!(rlhf["context_epochs"], serde_json::json!([0, 2, 4]));

@@ -105,7 +105,7 @@ pub fn evaluate_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
 
 /// The tokenizer a causal-LM run was trained with: the checkpoint's `tokenizer.json`
 /// (written for BPE and file tokenizers), else the byte tokenizer.
-fn run_tokenizer(config: &TokenizerConfig, checkpoint: &Path) -> Result<TextTokenizer> {
+pub(crate) fn run_tokenizer(config: &TokenizerConfig, checkpoint: &Path) -> Result<TextTokenizer> {
     let saved = checkpoint.join(TOKENIZER_FILE);
     match config {
         TokenizerConfig::Byte => Ok(TextTokenizer::byte()),

@@ -35,6 +35,44 @@ pub struct RlhfSummary {
     pub in_context_skipped: Option<String>,
 }
 
+/// The file naming the runs a model was trained without.
+const HELD_OUT_FILE: &str = "held_out_runs.json";
+
+/// Records which runs the training held out (their ids), so evaluation holds out the same.
+pub fn write_held_out(dir: &RunDir, data: &RlhfDataset) -> Result<()> {
+    let ids: Vec<&str> = data
+        .indices(Split::Test)
+        .into_iter()
+        .map(|i| data.runs[i].id.as_str())
+        .collect();
+    crate::fsutil::write_json_atomic(&dir.path.join(HELD_OUT_FILE), &ids)
+}
+
+/// Applies the training's held-out runs (if recorded) to `data`, so that runs added to the
+/// logs since are never mistaken for held-out ones; a recorded run now missing is a warning.
+fn read_held_out(dir: &RunDir, data: &mut RlhfDataset) -> Result<()> {
+    let path = dir.path.join(HELD_OUT_FILE);
+    if !path.is_file() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&path)?;
+    let ids: Vec<String> =
+        serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+    for id in &ids {
+        if !data.runs.iter().any(|r| &r.id == id) {
+            tracing::warn!("held-out run `{id}` of the training is missing from the logs now");
+        }
+    }
+    for (run, split) in data.runs.iter().zip(data.splits.iter_mut()) {
+        *split = if ids.contains(&run.id) {
+            Split::Test
+        } else {
+            Split::Train
+        };
+    }
+    Ok(())
+}
+
 /// Loads a task's RLHF dataset (generating the built-in source's runs if needed).
 pub fn rlhf_dataset(
     task: &TaskSpec,
@@ -80,18 +118,21 @@ pub fn evaluate_rlhf_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
         );
     };
     let rlhf_cfg = eval.rlhf.clone().unwrap_or_default();
-    let data = rlhf_dataset(&cfg.task, &cfg.paths.data, false)?;
+    let mut data = rlhf_dataset(&cfg.task, &cfg.paths.data, false)?;
+    read_held_out(dir, &mut data)?;
     let checkpoint = super::evaluate::checkpoint_weights(dir)?;
     let checkpoint = checkpoint
         .parent()
         .expect("weights live in a checkpoint directory");
     let device = candle_core::Device::Cpu;
+    let tokenizer = super::evaluate::run_tokenizer(&f.tokenizer, checkpoint)?;
     let mut learner = LmLearner::for_rlhf(
         m,
         f,
         &data.runs,
         &data.splits,
         &data.cache_dir,
+        Some(tokenizer),
         cfg.seed,
         &device,
     )?;
@@ -144,6 +185,10 @@ pub fn evaluate_rlhf_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
                     crate::interrupt::check()?;
                     let prompts = prompts_for(cfg, &data, index, rlhf_cfg.prompts);
                     let run = &data.runs[index];
+                    if prompts.is_empty() {
+                        tracing::warn!("run `{}` has no prompts to evaluate on: skipped", run.id);
+                        continue;
+                    }
                     let curve = writer.curve(run, index, &prompts, reward.as_mut())?;
                     for p in &curve {
                         let point = rlhf_cfg.context_epochs.iter().position(|&k| k == p.epochs);

@@ -124,12 +124,12 @@ impl<'t> Builder<'t> {
                 let st =
                     StepTokens::encode(&key.0, key.1, self.tokenizer, &mut self.segment_cache)?;
                 if st.tokens.len() > self.context_tokens {
+                    let text: String = key.0.chars().take(80).collect();
                     bail!(
-                        "one step is {} tokens but the context holds {}: increase the model's \
-                         context or use a shorter format ({:?})",
+                        "one step is {} tokens but the context holds {}: raise \
+                         `model.context_tokens` or use a shorter format (the step begins {text:?})",
                         st.tokens.len(),
                         self.context_tokens,
-                        key.0
                     );
                 }
                 self.kinds.push(st);

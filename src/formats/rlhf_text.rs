@@ -89,9 +89,16 @@ impl RlhfTextFormat {
     /// Every rollout of `run` in chronological order (across epochs) as steps with the shown
     /// reward; action ids are 0 (a completion is text, not a choice among a few).
     pub fn render_run(&self, run: &RlhfRun) -> Result<Vec<(StepText, u32, f32)>> {
-        run.rollouts()
+        run.epochs
+            .iter()
             .enumerate()
-            .map(|(i, (epoch, r))| {
+            .flat_map(|(epoch, e)| {
+                e.rollouts
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, r)| (epoch, i, r))
+            })
+            .map(|(epoch, i, r)| {
                 let reward = self.reward_of(r).with_context(|| {
                     format!(
                         "run `{}`, epoch {epoch}, rollout {i}: no {} logged (format.reward = \

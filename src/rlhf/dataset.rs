@@ -9,7 +9,6 @@ use super::RlhfRun;
 use crate::formats::tokenizer::TextTokenizer;
 use crate::tasks::Split;
 use anyhow::{bail, Context, Result};
-use rand::seq::SliceRandom;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -30,16 +29,20 @@ impl RlhfDataset {
     }
 }
 
-/// A seeded split: `round(n · fraction)` held-out runs, at least one if the fraction is
-/// positive and there are two runs or more, never all of them.
-pub fn split_runs(n: usize, test_fraction: f64, seed: u64) -> Vec<Split> {
+/// A seeded split of the runs `ids`: `round(n · fraction)` held out, at least one if the
+/// fraction is positive and there are two runs or more, never all of them. Runs are ranked
+/// by a seeded hash of their id, so the split depends on which runs there are, not on the
+/// order they were listed in.
+pub fn split_runs(ids: &[&str], test_fraction: f64, seed: u64) -> Vec<Split> {
+    let n = ids.len();
     let mut n_test = (n as f64 * test_fraction).round() as usize;
     if test_fraction > 0.0 && n >= 2 {
         n_test = n_test.max(1);
     }
     let n_test = n_test.min(n.saturating_sub(1));
+    let rank = |id: &str| Sha256::digest(format!("{seed}/run-split/{id}").as_bytes());
     let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut crate::seed::rng(seed, "run-split", &[]));
+    order.sort_by_key(|&i| (rank(ids[i]), i));
     let mut splits = vec![Split::Train; n];
     for &i in &order[..n_test] {
         splits[i] = Split::Test;
@@ -47,9 +50,19 @@ pub fn split_runs(n: usize, test_fraction: f64, seed: u64) -> Vec<Split> {
     splits
 }
 
-fn hash_of(value: &impl serde::Serialize) -> Result<String> {
-    let json = serde_json::to_string(value)?;
-    Ok(hex::encode(Sha256::digest(json.as_bytes()))[..12].to_string())
+/// The cache key of a task: its config without the keys that do not change the data.
+fn hash_of(value: &impl serde::Serialize, ignore: &[&str]) -> Result<String> {
+    let mut json = serde_json::to_value(value)?;
+    if let Some(map) = json.as_object_mut() {
+        for key in ignore {
+            map.remove(*key);
+        }
+    }
+    Ok(hex::encode(Sha256::digest(json.to_string().as_bytes()))[..12].to_string())
+}
+
+fn ids(runs: &[RlhfRun]) -> Vec<&str> {
+    runs.iter().map(|r| r.id.as_str()).collect()
 }
 
 /// Reads the logs of a `trlx_logs` task (bad runs skipped unless `task.strict`).
@@ -71,10 +84,12 @@ pub fn load_trlx(task: &TrlxLogsTask, data_root: &Path) -> Result<RlhfDataset> {
     for s in &import.skipped {
         tracing::warn!("skipped run {}: {}", s.dir.display(), s.error);
     }
-    let cache_dir = data_root.join(format!("{}-{}", task.name, hash_of(task)?));
+    // Split, strictness and the evaluation's reward model do not change the runs read.
+    let key = hash_of(task, &["split", "reward", "strict"])?;
+    let cache_dir = data_root.join(format!("{}-{key}", task.name));
     std::fs::create_dir_all(&cache_dir)
         .with_context(|| format!("creating {}", cache_dir.display()))?;
-    let splits = split_runs(import.runs.len(), task.split.test_fraction, task.seed);
+    let splits = split_runs(&ids(&import.runs), task.split.test_fraction, task.seed);
     Ok(RlhfDataset {
         runs: import.runs,
         splits,
@@ -90,10 +105,12 @@ pub fn load_sentiment(
     data_root: &Path,
     progress: bool,
 ) -> Result<RlhfDataset> {
-    let cache_dir = data_root.join(format!("{}-{}", cfg.name, hash_of(cfg)?));
+    // The split chooses among the runs; it does not change them.
+    let key = hash_of(cfg, &["split"])?;
+    let cache_dir = data_root.join(format!("{}-{key}", cfg.name));
     std::fs::create_dir_all(data_root)
         .with_context(|| format!("creating data directory {}", data_root.display()))?;
-    let lock_path = cache_dir.with_extension("lock");
+    let lock_path = data_root.join(format!("{}-{key}.lock", cfg.name));
     let lock = crate::fsutil::lock_exclusive(&lock_path)?;
     let logs = cache_dir.join("trlx");
     if !logs.is_dir() {
@@ -141,7 +158,7 @@ pub fn load_sentiment(
             cfg.runs
         );
     }
-    let splits = split_runs(import.runs.len(), cfg.split.test_fraction, cfg.seed);
+    let splits = split_runs(&ids(&import.runs), cfg.split.test_fraction, cfg.seed);
     Ok(RlhfDataset {
         runs: import.runs,
         splits,
@@ -180,12 +197,21 @@ mod tests {
 
     #[test]
     fn splits_hold_out_at_least_one_run_but_never_all() {
+        let names: Vec<String> = (0..10).map(|i| format!("run{i}")).collect();
+        let ids = |n: usize| names[..n].iter().map(String::as_str).collect::<Vec<_>>();
         let count = |s: &[Split]| s.iter().filter(|&&x| x == Split::Test).count();
-        assert_eq!(count(&split_runs(4, 0.25, 0)), 1);
-        assert_eq!(count(&split_runs(2, 0.1, 0)), 1);
-        assert_eq!(count(&split_runs(1, 0.5, 0)), 0);
-        assert_eq!(count(&split_runs(8, 0.0, 0)), 0);
-        assert_eq!(count(&split_runs(10, 0.5, 0)), 5);
-        assert_eq!(split_runs(10, 0.3, 7), split_runs(10, 0.3, 7));
+        assert_eq!(count(&split_runs(&ids(4), 0.25, 0)), 1);
+        assert_eq!(count(&split_runs(&ids(2), 0.1, 0)), 1);
+        assert_eq!(count(&split_runs(&ids(1), 0.5, 0)), 0);
+        assert_eq!(count(&split_runs(&ids(8), 0.0, 0)), 0);
+        assert_eq!(count(&split_runs(&ids(10), 0.5, 0)), 5);
+        assert_eq!(split_runs(&ids(10), 0.3, 7), split_runs(&ids(10), 0.3, 7));
+        // The split follows the ids, not the order they come in.
+        let forward = split_runs(&ids(10), 0.3, 7);
+        let mut reversed = ids(10);
+        reversed.reverse();
+        let mut back = split_runs(&reversed, 0.3, 7);
+        back.reverse();
+        assert_eq!(forward, back);
     }
 }

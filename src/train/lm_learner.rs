@@ -79,12 +79,16 @@ impl LmLearner {
     /// The causal LM learning RLHF histories in the `rlhf_text` format: one window row packs
     /// consecutive rollouts of one source run, across its epochs. `splits[i]` says whether
     /// `runs[i]` is trained on or held out.
+    /// `tokenizer`: the one a checkpoint was trained with (evaluation); `None` builds it as
+    /// the format says (training).
+    #[allow(clippy::too_many_arguments)]
     pub fn for_rlhf(
         model_cfg: &CausalLmConfig,
         format_cfg: &RlhfTextFormatConfig,
         runs: &[RlhfRun],
         splits: &[Split],
         data_dir: &Path,
+        tokenizer: Option<TextTokenizer>,
         seed: u64,
         device: &Device,
     ) -> Result<Self> {
@@ -94,21 +98,27 @@ impl LmLearner {
             .map(|r| format.render_run(r))
             .collect::<Result<Vec<_>>>()?;
         let key = serde_json::to_value(format_cfg)?;
-        let tokenizer = TextTokenizer::for_config(
-            &format_cfg.tokenizer,
-            &bpe_cache_dir_for(data_dir, &format_cfg.name, &key),
-            || {
-                let corpus: Vec<String> = steps
-                    .iter()
-                    .zip(splits)
-                    .filter(|(_, s)| **s == Split::Train)
-                    .flat_map(|(h, _)| h.iter())
-                    .flat_map(|(st, _, _)| st.segments().map(str::to_string))
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                Ok(corpus.into_iter())
-            },
-        )?;
+        let built = |_: ()| {
+            TextTokenizer::for_config(
+                &format_cfg.tokenizer,
+                &bpe_cache_dir_for(data_dir, &format_cfg.name, &key),
+                || {
+                    let corpus: Vec<String> = steps
+                        .iter()
+                        .zip(splits)
+                        .filter(|(_, s)| **s == Split::Train)
+                        .flat_map(|(h, _)| h.iter())
+                        .flat_map(|(st, _, _)| st.segments().map(str::to_string))
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                    Ok(corpus.into_iter())
+                },
+            )
+        };
+        let tokenizer = match tokenizer {
+            Some(t) => t,
+            None => built(())?,
+        };
         let windows = LmWindows::from_steps(
             splits.iter().copied().zip(steps),
             &tokenizer,
@@ -123,7 +133,7 @@ impl LmLearner {
             "RLHF text format `{}`: vocabulary {} tokens, {} rollouts",
             format_cfg.name,
             tokenizer.vocab_size(),
-            windows.distinct_steps()
+            runs.iter().map(RlhfRun::n_rollouts).sum::<usize>()
         );
         Ok(LmLearner {
             model,
