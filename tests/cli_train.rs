@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A tiny RL-heads model on bandit histories: seconds per run.
@@ -94,12 +94,18 @@ fn same_seed_gives_the_same_metrics() {
     let mut other: Vec<&str> = args.clone();
     other.push("seed=1");
     stdout_of(s.adlab_with_paths("run", &other));
-    let dirs = s.run_dirs("bandit-rl_heads");
-    let differs = dirs
-        .iter()
-        .filter(|d| train_losses(d) != train_losses(&dirs[0]))
-        .count();
-    assert_eq!(differs, 1, "a different seed must change the metrics");
+    // Run directories sort by start second, then a random suffix: find the new one by set.
+    let seed1: Vec<PathBuf> = s
+        .run_dirs("bandit-rl_heads")
+        .into_iter()
+        .filter(|d| !dirs.contains(d))
+        .collect();
+    assert_eq!(seed1.len(), 1);
+    assert_ne!(
+        train_losses(&seed1[0]),
+        train_losses(&dirs[0]),
+        "a different seed must change the metrics"
+    );
 }
 
 #[test]
