@@ -91,15 +91,9 @@ fn a_causal_lm_run_is_evaluated_by_constrained_decoding_with_its_own_tokenizer()
     assert_eq!(summary["splits"]["train"]["decoding"]["steps"], 12);
 
     // Re-evaluating with sampling reads the same checkpoint and tokenizer.
-    let out = s
-        .adlab()
-        .args(["eval", dir.to_str().unwrap(), "eval.temperature=1.0"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    stdout_of(
+        s.adlab()
+            .args(["eval", dir.to_str().unwrap(), "eval.temperature=1.0"]),
     );
     assert_eq!(read_json(&dir.join("summary.json"))["temperature"], 1.0);
 }

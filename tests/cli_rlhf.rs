@@ -119,15 +119,9 @@ fn rlhf_ad_runs_end_to_end_with_reward_prediction_and_an_in_context_curve() {
     }
 
     // `adlab eval` redoes the evaluation from the run directory.
-    let out = s
-        .adlab()
-        .args(["eval", dir.to_str().unwrap(), "eval.rlhf.prompts=2"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    stdout_of(
+        s.adlab()
+            .args(["eval", dir.to_str().unwrap(), "eval.rlhf.prompts=2"]),
     );
     let again = std::fs::read_to_string(dir.join("completions.jsonl")).unwrap();
     assert_eq!(again.lines().count(), 6 * 2);
@@ -167,9 +161,7 @@ fn trlx_logs_on_disk_train_and_text_only_logs_say_why_they_cannot() {
     let path = format!("task.path={}", s.path().join("text_only").display());
     args.retain(|a| !a.starts_with("task.path"));
     args.push(&path);
-    let out = s.adlab_with_paths("run", &args).output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr_of_failure(s.adlab_with_paths("run", &args));
     assert!(err.contains("text-only") && err.contains("reward"), "{err}");
 }
 
@@ -183,34 +175,22 @@ fn an_rlhf_task_needs_the_rlhf_text_format_and_says_so() {
     );
     assert!(out.contains("kind: rlhf_text"), "{out}");
     // …and an explicit RL-history text format is refused.
-    let out = s
-        .adlab()
-        .args([
-            "config",
-            "task=sentiment_rlhf",
-            "model=causal_lm",
-            "format=coords",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr_of_failure(s.adlab().args([
+        "config",
+        "task=sentiment_rlhf",
+        "model=causal_lm",
+        "format=coords",
+    ]));
     assert!(
         err.contains("format.kind") && err.contains("rlhf_text"),
         "{err}"
     );
-    let out = s
-        .adlab()
-        .args([
-            "config",
-            "task=trlx_logs",
-            "format=rlhf_text",
-            "model=causal_lm",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr_of_failure(s.adlab().args([
+        "config",
+        "task=trlx_logs",
+        "format=rlhf_text",
+        "model=causal_lm",
+    ]));
     assert!(err.contains("task.path"), "{err}");
 }
 
