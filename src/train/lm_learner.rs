@@ -3,7 +3,7 @@
 //! token of the logged action is the argmax under teacher forcing) and reward accuracy (the
 //! greedily decoded reward text parses to the logged reward within the format's precision).
 
-use super::trainer::{BatchMetrics, Learner, MetricsMean};
+use super::trainer::{mean_over_batches, BatchMetrics, Learner};
 use crate::formats::config::LanguageFormatConfig;
 use crate::formats::config::RlhfTextFormatConfig;
 use crate::formats::corpus::bpe_corpus;
@@ -238,17 +238,10 @@ impl Learner for LmLearner {
         if self.validation.is_none() {
             self.validation = Some(self.windows.validation_starts(max_batches * batch_size)?);
         }
-        let mut mean = MetricsMean::default();
-        for chunk in self
-            .validation
-            .as_ref()
-            .expect("set above")
-            .chunks(batch_size.max(1))
-        {
-            let w = self.windows.batch(chunk);
-            mean.add(&self.evaluate(&w, None)?.1);
-        }
-        Ok((!mean.is_empty()).then(|| mean.mean()))
+        let starts = self.validation.as_ref().expect("set above");
+        mean_over_batches(starts, batch_size, |chunk| {
+            Ok(self.evaluate(&self.windows.batch(chunk), None)?.1)
+        })
     }
 
     /// `config.json` makes the checkpoint a loadable Hugging Face GPT-2; `tokenizer.json`

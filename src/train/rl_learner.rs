@@ -128,12 +128,9 @@ impl Learner for RlLearner<'_> {
             self.validation = Some(self.windows.validation_starts(max_batches * batch_size)?);
         }
         let starts = self.validation.as_ref().expect("set above");
-        let mut mean = super::trainer::MetricsMean::default();
-        for chunk in starts.chunks(batch_size.max(1)) {
-            let w = self.windows.batch(chunk);
-            mean.add(&self.evaluate(&w, None)?.1);
-        }
-        Ok((!mean.is_empty()).then(|| mean.mean()))
+        super::trainer::mean_over_batches(starts, batch_size, |chunk| {
+            Ok(self.evaluate(&self.windows.batch(chunk), None)?.1)
+        })
     }
 
     fn checkpoint_extras(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {

@@ -30,6 +30,20 @@ pub struct BatchMetrics {
     pub tokens: usize,
 }
 
+/// Mean metrics of the validation windows `starts`, scored `batch_size` at a time by
+/// `score`; `None` when there are none. Shared by every learner's `validate`.
+pub fn mean_over_batches<S>(
+    starts: &[S],
+    batch_size: usize,
+    mut score: impl FnMut(&[S]) -> Result<BatchMetrics>,
+) -> Result<Option<BatchMetrics>> {
+    let mut mean = MetricsMean::default();
+    for chunk in starts.chunks(batch_size.max(1)) {
+        mean.add(&score(chunk)?);
+    }
+    Ok((!mean.is_empty()).then(|| mean.mean()))
+}
+
 /// A running mean of [`BatchMetrics`].
 #[derive(Debug, Default)]
 pub struct MetricsMean {
