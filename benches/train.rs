@@ -183,6 +183,7 @@ fn bench_rl_heads(dropout: f64, warmup: u32, steps: u32) -> Result<()> {
         n_heads: 4,
         d_ff: 512,
         context_steps: RL_STEPS,
+        min_context: 0,
         layout: TokenLayout::Sar,
         position: PositionEmbedding::PerToken,
         activation: Activation::Gelu,

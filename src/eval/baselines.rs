@@ -65,7 +65,7 @@ pub fn source(
         crate::interrupt::check()?;
         let mut env = suite.make_env(task)?;
         let src_seed = crate::seed::derive_seed(seed, "eval-source", &[task as u64]);
-        let mut algo = Source::new(&suite.config().source, spec, src_seed)?;
+        let mut algo = Source::for_task(suite, task, src_seed)?;
         let length = RunLength {
             episodes,
             keep_every: 1,

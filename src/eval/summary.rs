@@ -18,7 +18,13 @@
 //!           "last_k_score":   0.85,
 //!           "score_improvement": 0.73,
 //!           "curve":       [..],      mean return over tasks, per episode
-//!           "score_curve": [..]       mean normalised score over tasks, per episode
+//!           "score_curve": [..],      mean normalised score over tasks, per episode
+//!           "tasks_above_half_optimal": 13,   tasks whose last-k mean return ≥ ½ optimum
+//!           "fraction_above_half_optimal": 0.81,
+//!           "tasks_reaching_half_optimal": 14, tasks whose k-episode running mean ever
+//!           "mean_episodes_to_half_optimal": 23.5,  reaches ½ optimum; mean first episode
+//!           "per_task": [{"task": 3, "first_k_return": .., "last_k_return": ..,
+//!                         "optimal": .., "episodes_to_half_optimal": 17 | null}, ..]
 //!       } },
 //!       "decoding": {         causal_lm only: constrained decoding over the action strings
 //!         "steps": 320, "off_format": 3, "off_format_rate": 0.009
@@ -71,6 +77,32 @@ pub struct PolicySummary {
     pub score_improvement: Option<f64>,
     pub curve: Vec<f64>,
     pub score_curve: Vec<Option<f64>>,
+    /// Tasks whose last-k mean return is at least half their optimal return (`null` without
+    /// the optimal baseline).
+    #[serde(default)]
+    pub tasks_above_half_optimal: Option<usize>,
+    #[serde(default)]
+    pub fraction_above_half_optimal: Option<f64>,
+    /// Tasks whose k-episode running mean return reaches half the optimum at some point.
+    #[serde(default)]
+    pub tasks_reaching_half_optimal: Option<usize>,
+    /// Mean over those tasks of the first episode of that k-episode window.
+    #[serde(default)]
+    pub mean_episodes_to_half_optimal: Option<f64>,
+    #[serde(default)]
+    pub per_task: Vec<TaskFigures>,
+}
+
+/// One task's figures under one policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskFigures {
+    pub task: usize,
+    pub first_k_return: f64,
+    pub last_k_return: f64,
+    pub optimal: Option<f64>,
+    /// First episode from which the mean return over the next k episodes reaches half the
+    /// optimum (`null`: never).
+    pub episodes_to_half_optimal: Option<usize>,
 }
 
 /// Below this gap between optimal and random a task cannot be normalised.
@@ -172,6 +204,21 @@ pub fn summarise(rows: &[EvalRow], k: usize, temperature: f64) -> Summary {
                         .filter_map(|(t, v)| normalise(t, mean(v).unwrap_or(0.0))),
                 )
             };
+            let per_task_figures = task_figures(&prows, &tasks, k.min(n_ep), &optimal);
+            let with_opt: Vec<&TaskFigures> = per_task_figures
+                .iter()
+                .filter(|t| t.optimal.is_some())
+                .collect();
+            let above = (!with_opt.is_empty()).then(|| {
+                with_opt
+                    .iter()
+                    .filter(|t| t.last_k_return >= 0.5 * t.optimal.unwrap_or(0.0))
+                    .count()
+            });
+            let reached: Vec<f64> = with_opt
+                .iter()
+                .filter_map(|t| t.episodes_to_half_optimal.map(|e| e as f64))
+                .collect();
             let (first, last) = (ends(true), ends(false));
             let (fr, lr) = (ret_of(&first), ret_of(&last));
             let (fs, ls) = (score_of(&first), score_of(&last));
@@ -186,6 +233,12 @@ pub fn summarise(rows: &[EvalRow], k: usize, temperature: f64) -> Summary {
                     score_improvement: fs.zip(ls).map(|(f, l)| l - f),
                     curve,
                     score_curve,
+                    tasks_above_half_optimal: above,
+                    fraction_above_half_optimal: above
+                        .map(|a| a as f64 / with_opt.len().max(1) as f64),
+                    tasks_reaching_half_optimal: (!with_opt.is_empty()).then_some(reached.len()),
+                    mean_episodes_to_half_optimal: mean(reached.iter().copied()),
+                    per_task: per_task_figures,
                 },
             );
         }
@@ -205,6 +258,43 @@ pub fn summarise(rows: &[EvalRow], k: usize, temperature: f64) -> Summary {
         splits,
         rlhf: None,
     }
+}
+
+/// Each task's first/last-k returns and the episode its k-episode running mean first reaches
+/// half the optimum, from one policy's rows.
+fn task_figures(
+    rows: &[&&EvalRow],
+    tasks: &[usize],
+    k: usize,
+    optimal: &BTreeMap<usize, f64>,
+) -> Vec<TaskFigures> {
+    let k = k.max(1);
+    tasks
+        .iter()
+        .filter_map(|&task| {
+            let mut by_episode: BTreeMap<usize, f32> = BTreeMap::new();
+            for r in rows.iter().filter(|r| r.task == task) {
+                by_episode.insert(r.episode, r.ret);
+            }
+            let curve: Vec<f64> = by_episode.values().map(|&v| f64::from(v)).collect();
+            if curve.is_empty() {
+                return None;
+            }
+            let kk = k.min(curve.len());
+            let opt = optimal.get(&task).copied();
+            let episodes_to_half_optimal = opt.and_then(|o| {
+                (0..=curve.len() - kk)
+                    .find(|&e| mean(curve[e..e + kk].iter().copied()).unwrap_or(0.0) >= 0.5 * o)
+            });
+            Some(TaskFigures {
+                task,
+                first_k_return: mean(curve[..kk].iter().copied()).unwrap_or(0.0),
+                last_k_return: mean(curve[curve.len() - kk..].iter().copied()).unwrap_or(0.0),
+                optimal: opt,
+                episodes_to_half_optimal,
+            })
+        })
+        .collect()
 }
 
 /// A short fixed-width table of the summary (one line per split and policy).
@@ -302,5 +392,17 @@ mod tests {
         assert!((o.last_k_score.unwrap() - 1.0).abs() < 1e-9);
         assert!(!s.splits.contains_key("train"));
         assert!(table(&s).contains("model"));
+        // Per task: task 0 ends at 10 ≥ ½·10, task 1 at 3 ≥ ½·4, task 2 at 1 < ½·5.
+        assert_eq!(m.tasks_above_half_optimal, Some(2));
+        assert!((m.fraction_above_half_optimal.unwrap() - 2.0 / 3.0).abs() < 1e-9);
+        let per: Vec<(usize, Option<usize>)> = m
+            .per_task
+            .iter()
+            .map(|t| (t.task, t.episodes_to_half_optimal))
+            .collect();
+        // Task 2 reaches 7 ≥ 2.5 at episode 0.
+        assert_eq!(per, vec![(0, Some(1)), (1, Some(1)), (2, Some(0))]);
+        assert_eq!(m.tasks_reaching_half_optimal, Some(3));
+        assert!((m.mean_episodes_to_half_optimal.unwrap() - 2.0 / 3.0).abs() < 1e-9);
     }
 }

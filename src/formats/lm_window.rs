@@ -232,12 +232,22 @@ impl LmWindows {
         }
     }
 
-    /// The fixed validation set: `n` window starts evenly spaced over test-split histories.
-    pub fn validation_starts(&self, n: usize) -> Result<Vec<WindowStart>> {
-        if self.test.is_empty() {
-            bail!("no test-split histories: validation needs held-out tasks (task.split.test_fraction > 0)");
+    /// The fixed validation set of `split`: `n` window starts stratified over its histories
+    /// (the same set on every call). Test-split windows measure generalisation to held-out
+    /// tasks; train-split ones the same on training tasks, so the gap shows memorisation.
+    pub fn validation_starts(&self, split: Split, n: usize) -> Result<Vec<WindowStart>> {
+        let table = match split {
+            Split::Train => &self.train,
+            Split::Test => &self.test,
+        };
+        if table.is_empty() {
+            bail!(
+                "no {}-split histories: validation needs held-out tasks (task.split.test_fraction > 0)",
+                split.as_str()
+            );
         }
-        Ok(self.test.evenly_spaced(n))
+        let mut rng = crate::seed::rng(0, "validation-starts", &[split as u64]);
+        Ok(table.stratified(n, &mut rng))
     }
 
     /// Window starts that cover every step of every `split` history exactly once, each
@@ -435,7 +445,7 @@ mod tests {
                     .iter()
                     .all(|s| histories[s.history].split == Split::Train));
                 check_rows(&f, &tok, &histories, &b);
-                let v = w.validation_starts(6).unwrap();
+                let v = w.validation_starts(Split::Test, 6).unwrap();
                 assert!(v.iter().all(|s| histories[s.history].split == Split::Test));
                 check_rows(&f, &tok, &histories, &w.batch(&v));
             }
@@ -474,13 +484,13 @@ mod tests {
         assert_eq!(draw(1), draw(1));
         assert_ne!(draw(1).starts, draw(2).starts);
         assert_eq!(
-            w.validation_starts(4).unwrap(),
-            w.validation_starts(4).unwrap()
+            w.validation_starts(Split::Test, 4).unwrap(),
+            w.validation_starts(Split::Test, 4).unwrap()
         );
 
         // The whole 40-step history fits in 1000 tokens: one window, padded.
         let w = LmWindows::new(&f, &tok, &histories, 1000).unwrap();
-        let b = w.batch(&w.validation_starts(10).unwrap());
+        let b = w.batch(&w.validation_starts(Split::Test, 10).unwrap());
         assert_eq!(b.batch, 1);
         assert_eq!(b.steps[0].len(), histories[b.starts[0].history].len());
         let real = b.loss_mask.iter().filter(|&&m| m == 1.0).count();

@@ -1,5 +1,5 @@
 //! Where context windows start: the table of valid (history, start step) pairs of one split,
-//! drawn uniformly for training and evenly spaced for validation. Shared by the RL windows
+//! drawn uniformly for training and stratified for validation. Shared by the RL windows
 //! (fixed number of steps) and the LM windows (fixed token budget), which differ only in how
 //! many starts each history has.
 
@@ -64,12 +64,20 @@ impl StartTable {
         (self.total > 0).then(|| self.at(rng.random_range(0..self.total)))
     }
 
-    /// `n` starts evenly spaced over all pairs (all of them if there are fewer): the same
-    /// set every time, so validation numbers compare across steps and runs.
-    pub fn evenly_spaced(&self, n: usize) -> Vec<WindowStart> {
+    /// `n` starts, one drawn uniformly from each of `n` equal strata of all pairs (every
+    /// pair if there are fewer): spread over the histories like an even spacing, but at a
+    /// random position inside each, so validation covers every stage of learning. (An even
+    /// stride over equal-length histories lands on the same step of every history — step 0,
+    /// where the source still acts at random.) Pass the same seeded `rng` to get the same set
+    /// every time, so validation numbers compare across steps and runs.
+    pub fn stratified(&self, n: usize, rng: &mut impl Rng) -> Vec<WindowStart> {
         let n = (n as u64).min(self.total);
         (0..n)
-            .map(|k| self.at((u128::from(k) * u128::from(self.total) / u128::from(n)) as u64))
+            .map(|k| {
+                let lo = (u128::from(k) * u128::from(self.total) / u128::from(n)) as u64;
+                let hi = (u128::from(k + 1) * u128::from(self.total) / u128::from(n)) as u64;
+                self.at(rng.random_range(lo..hi.max(lo + 1)))
+            })
             .collect()
     }
 }
@@ -82,10 +90,30 @@ mod tests {
     fn starts_cover_every_pair_and_skip_empty_histories() {
         let t = StartTable::new([(0, 2), (1, 0), (2, 3)]);
         assert_eq!(t.len(), 5);
-        let all = t.evenly_spaced(100);
+        let mut rng = crate::seed::rng(0, "t", &[]);
+        let all = t.stratified(100, &mut rng);
         let pairs: Vec<(usize, usize)> = all.iter().map(|w| (w.history, w.start)).collect();
         assert_eq!(pairs, [(0, 0), (0, 1), (2, 0), (2, 1), (2, 2)]);
-        assert_eq!(t.evenly_spaced(2).len(), 2);
-        assert!(StartTable::new([(0, 0)]).evenly_spaced(3).is_empty());
+        assert_eq!(t.stratified(2, &mut rng).len(), 2);
+        assert!(StartTable::new([(0, 0)]).stratified(3, &mut rng).is_empty());
+    }
+
+    #[test]
+    fn stratified_starts_cover_every_stage_of_equal_length_histories() {
+        // 400 histories of 2000 starts each: an even stride of 64 would hit start 0 of every
+        // 25th history. Stratified starts must cover the early, middle and late parts of the
+        // histories alike and visit 64 different histories.
+        let t = StartTable::new((0..400).map(|h| (h, 2000)));
+        let starts = t.stratified(64, &mut crate::seed::rng(0, "validation", &[]));
+        let mut quarters = [0usize; 4];
+        for w in &starts {
+            quarters[w.start * 4 / 2000] += 1;
+        }
+        assert!(quarters.iter().all(|&q| q >= 8), "{quarters:?}");
+        let histories: std::collections::HashSet<usize> =
+            starts.iter().map(|w| w.history).collect();
+        assert_eq!(histories.len(), 64);
+        let again = t.stratified(64, &mut crate::seed::rng(0, "validation", &[]));
+        assert_eq!(starts, again);
     }
 }

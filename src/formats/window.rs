@@ -36,6 +36,8 @@ pub struct RlWindowBatch {
 pub struct RlWindows<'a> {
     histories: &'a [LearningHistory],
     context_steps: usize,
+    /// Leading steps of every window left out of the loss (context only).
+    min_context: usize,
     discrete_states: bool,
     feature_dim: usize,
     /// Per history, the class of each step's reward (discrete reward sets only).
@@ -101,12 +103,27 @@ impl<'a> RlWindows<'a> {
         Ok(RlWindows {
             histories,
             context_steps,
+            min_context: 0,
             discrete_states: matches!(spec.state, StateSpace::Discrete { .. }),
             feature_dim,
             reward_classes,
             train: table(Split::Train),
             test: table(Split::Test),
         })
+    }
+
+    /// Leaves the first `steps` steps of every window out of the loss (their `loss_mask` is
+    /// 0): every counted prediction then has at least that much context.
+    pub fn with_min_context(mut self, steps: usize) -> Result<Self> {
+        if steps >= self.context_steps {
+            bail!(
+                "model.min_context = {steps} leaves nothing to learn in windows of \
+                 context_steps = {} (it must be smaller)",
+                self.context_steps
+            );
+        }
+        self.min_context = steps;
+        Ok(self)
     }
 
     pub fn context_steps(&self) -> usize {
@@ -123,12 +140,22 @@ impl<'a> RlWindows<'a> {
         }
     }
 
-    /// The fixed validation set: `n` window starts evenly spaced over test-split histories.
-    pub fn validation_starts(&self, n: usize) -> Result<Vec<WindowStart>> {
-        if self.test.is_empty() {
-            bail!("no test-split histories: validation needs held-out tasks (task.split.test_fraction > 0)");
+    /// The fixed validation set of `split`: `n` window starts stratified over its histories
+    /// (the same set on every call). Test-split windows measure generalisation to held-out
+    /// tasks; train-split ones the same on training tasks, so the gap shows memorisation.
+    pub fn validation_starts(&self, split: Split, n: usize) -> Result<Vec<WindowStart>> {
+        let table = match split {
+            Split::Train => &self.train,
+            Split::Test => &self.test,
+        };
+        if table.is_empty() {
+            bail!(
+                "no {}-split histories: validation needs held-out tasks (task.split.test_fraction > 0)",
+                split.as_str()
+            );
         }
-        Ok(self.test.evenly_spaced(n))
+        let mut rng = crate::seed::rng(0, "validation-starts", &[split as u64]);
+        Ok(table.stratified(n, &mut rng))
     }
 
     /// The windows starting at `starts` (e.g. a chunk of the validation set).
@@ -167,7 +194,7 @@ impl<'a> RlWindows<'a> {
             }
             out.rewards[at..at + n].copy_from_slice(&h.rewards[from..to]);
             out.logprobs[at..at + n].copy_from_slice(&h.logprobs[from..to]);
-            out.loss_mask[at..at + n].fill(1.0);
+            out.loss_mask[at + self.min_context.min(n)..at + n].fill(1.0);
         }
         out
     }
@@ -238,8 +265,8 @@ mod tests {
     fn validation_windows_are_fixed_and_from_test_histories_only() {
         let hs = histories();
         let w = RlWindows::new(&darkroom_spec(), &hs, 5).unwrap();
-        let v = w.validation_starts(3).unwrap();
-        assert_eq!(v, w.validation_starts(3).unwrap());
+        let v = w.validation_starts(Split::Test, 3).unwrap();
+        assert_eq!(v, w.validation_starts(Split::Test, 3).unwrap());
         let starts: Vec<usize> = v.iter().map(|s| s.start).collect();
         assert!(v.iter().all(|s| s.history == 2));
         assert_eq!(starts, [0, 1, 2]);
@@ -248,7 +275,35 @@ mod tests {
 
         let train_only = &hs[..2];
         let w = RlWindows::new(&darkroom_spec(), train_only, 5).unwrap();
-        assert!(format!("{:#}", w.validation_starts(3).unwrap_err()).contains("test-split"));
+        assert!(
+            format!("{:#}", w.validation_starts(Split::Test, 3).unwrap_err())
+                .contains("test-split")
+        );
+    }
+
+    #[test]
+    fn min_context_leaves_the_first_steps_of_each_window_out_of_the_loss() {
+        let hs = histories();
+        let w = RlWindows::new(&darkroom_spec(), &hs, 5)
+            .unwrap()
+            .with_min_context(2)
+            .unwrap();
+        let b = w.batch(&[
+            WindowStart {
+                history: 0,
+                start: 3,
+            },
+            WindowStart {
+                history: 1,
+                start: 0,
+            },
+        ]);
+        assert_eq!(&b.loss_mask[..5], &[0.0, 0.0, 1.0, 1.0, 1.0]);
+        assert_eq!(&b.loss_mask[5..], &[0.0, 0.0, 1.0, 0.0, 0.0]);
+        assert!(RlWindows::new(&darkroom_spec(), &hs, 5)
+            .unwrap()
+            .with_min_context(5)
+            .is_err());
     }
 
     #[test]

@@ -75,6 +75,10 @@ pub struct RlHeadsConfig {
     pub d_ff: usize,
     /// Steps (not tokens) of learning history the model sees at once.
     pub context_steps: usize,
+    /// Steps of a window that only serve as context: the loss counts the positions with at
+    /// least this many steps of the window before them (0: every position).
+    #[serde(default)]
+    pub min_context: usize,
     pub layout: TokenLayout,
     pub position: PositionEmbedding,
     pub activation: Activation,

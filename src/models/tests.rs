@@ -21,6 +21,7 @@ pub(crate) fn tiny_rl_config(layout: TokenLayout, position: PositionEmbedding) -
         n_heads: 2,
         d_ff: 32,
         context_steps: 6,
+        min_context: 0,
         layout,
         position,
         activation: Activation::Gelu,

@@ -99,6 +99,7 @@ pub fn learning_curve(
     }
     let split_name = match split {
         "val" => "validation",
+        "val_train" => "validation on training tasks",
         "train" => "training",
         other => other,
     };
@@ -109,6 +110,34 @@ pub fn learning_curve(
         ),
         x_label: "training step".into(),
         y_label: format!("{split} {metric}"),
+        series,
+    })
+}
+
+/// The memorisation gap: `metric` on held-out-task windows (`val`) beside the same on
+/// training-task windows (`val_train`), a pair of lines per group. Lines that part while
+/// training shows the model recalling its training tasks rather than learning to learn.
+pub fn memorisation_gap(runs: &[RunRecord], groups: &GroupTable, metric: &str) -> Option<Chart> {
+    let held = learning_curve(runs, groups, "val", metric)?;
+    let train = learning_curve(runs, groups, "val_train", metric)?;
+    let n = groups.groups.len();
+    let mut series = Vec::new();
+    for (i, mut s) in held.series.into_iter().enumerate() {
+        s.label = format!("{} · held-out tasks", s.label);
+        series.push(s);
+        if let Some(mut t) = train.series.get(i).cloned() {
+            t.label = format!("{} · training tasks", t.label);
+            t.color = group_color(i + n.max(1));
+            series.push(t);
+        }
+    }
+    Some(Chart {
+        title: format!(
+            "memorisation gap: validation {} on held-out vs training tasks",
+            metric.replace('_', " ")
+        ),
+        x_label: "training step".into(),
+        y_label: format!("validation {metric}"),
         series,
     })
 }
@@ -364,13 +393,16 @@ pub fn write_chart(dir: &Path, stem: &str, chart: &Chart) -> Result<Vec<PathBuf>
 }
 
 /// Every plot the runs have data for, into `dir`: `train_loss`, `val_loss`, `val_action_acc`,
-/// `in_context_test`.
+/// `memorisation_gap`, `in_context_test`.
 pub fn write_all(dir: &Path, runs: &[RunRecord], groups: &GroupTable) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for (split, metric) in [("train", "loss"), ("val", "loss"), ("val", "action_acc")] {
         if let Some(c) = learning_curve(runs, groups, split, metric) {
             written.extend(write_chart(dir, &format!("{split}_{metric}"), &c)?);
         }
+    }
+    if let Some(c) = memorisation_gap(runs, groups, "action_acc") {
+        written.extend(write_chart(dir, "memorisation_gap", &c)?);
     }
     if let Some(c) = in_context_curve(runs, groups, "test") {
         written.extend(write_chart(dir, "in_context_test", &c)?);

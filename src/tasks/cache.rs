@@ -7,7 +7,7 @@
 //! config produces the same bytes.
 
 use super::config::TaskConfig;
-use super::env::EnvSpec;
+use super::env::{EnvSpec, RewardKind};
 use super::generate::generate;
 use super::history::LearningHistory;
 use super::suite::{Split, TaskParams, TaskSuite};
@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// Bumped when the file layout changes (old caches are then rejected, not misread).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 pub const HISTORIES_FILE: &str = "histories.safetensors";
 pub const META_FILE: &str = "meta.json";
 
@@ -131,6 +131,37 @@ pub fn ensure(cfg: &TaskConfig, data_root: &Path, progress: bool) -> Result<Cach
     })
 }
 
+/// The narrowest of u8, u16 and u32 that holds every value of a `u32` column, and its bytes.
+fn compact<'a>(
+    name: &'a str,
+    histories: &[LearningHistory],
+    f: fn(&LearningHistory) -> &[u32],
+    n_steps: usize,
+) -> (&'a str, Dtype, Vec<usize>, Vec<u8>) {
+    let values = || histories.iter().flat_map(|h| f(h).iter().copied());
+    let max = values().max().unwrap_or(0);
+    let (dtype, bytes) = if max <= u32::from(u8::MAX) {
+        (Dtype::U8, values().map(|v| v as u8).collect())
+    } else if max <= u32::from(u16::MAX) {
+        (
+            Dtype::U16,
+            bytes_of(values().map(|v| v as u16), u16::to_le_bytes),
+        )
+    } else {
+        (Dtype::U32, bytes_of(values(), u32::to_le_bytes))
+    };
+    (name, dtype, vec![n_steps], bytes)
+}
+
+/// Index of a discrete reward among the environment's values.
+fn reward_index(values: &[f32], r: f32) -> Result<u8> {
+    values
+        .iter()
+        .position(|&v| v == r)
+        .and_then(|i| u8::try_from(i).ok())
+        .with_context(|| format!("reward {r} is not one of the environment's rewards {values:?}"))
+}
+
 fn bytes_of<T: Copy, const N: usize>(xs: impl Iterator<Item = T>, f: fn(T) -> [u8; N]) -> Vec<u8> {
     xs.flat_map(f).collect()
 }
@@ -140,12 +171,6 @@ pub fn write(dir: &Path, suite: &TaskSuite, histories: &[LearningHistory]) -> Re
     let cfg = suite.config();
     let feature_dim = suite.spec().state.feature_dim();
     let n_steps: usize = histories.iter().map(|h| h.len()).sum();
-    let cat = |f: fn(&LearningHistory) -> &[u32]| -> Vec<u8> {
-        bytes_of(
-            histories.iter().flat_map(|h| f(h).iter().copied()),
-            u32::to_le_bytes,
-        )
-    };
     let catf = |f: fn(&LearningHistory) -> &[f32]| -> Vec<u8> {
         bytes_of(
             histories.iter().flat_map(|h| f(h).iter().copied()),
@@ -162,11 +187,23 @@ pub fn write(dir: &Path, suite: &TaskSuite, histories: &[LearningHistory]) -> Re
         bytes_of(out.into_iter(), i64::to_le_bytes)
     };
     let n = histories.len();
+    let spec = suite.spec();
+    let rewards = match &spec.reward {
+        RewardKind::Discrete { values } => (
+            Dtype::U8,
+            histories
+                .iter()
+                .flat_map(|h| h.rewards.iter())
+                .map(|&r| reward_index(values, r))
+                .collect::<Result<Vec<u8>>>()?,
+        ),
+        RewardKind::Continuous => (Dtype::F32, catf(|h| &h.rewards)),
+    };
     let columns: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = vec![
-        ("states", Dtype::U32, vec![n_steps], cat(|h| &h.states)),
-        ("actions", Dtype::U32, vec![n_steps], cat(|h| &h.actions)),
-        ("episodes", Dtype::U32, vec![n_steps], cat(|h| &h.episodes)),
-        ("rewards", Dtype::F32, vec![n_steps], catf(|h| &h.rewards)),
+        compact("states", histories, |h| &h.states, n_steps),
+        compact("actions", histories, |h| &h.actions, n_steps),
+        compact("episodes", histories, |h| &h.episodes, n_steps),
+        ("rewards", rewards.0, vec![n_steps], rewards.1),
         ("logprobs", Dtype::F32, vec![n_steps], catf(|h| &h.logprobs)),
         (
             "features",
@@ -293,6 +330,21 @@ fn column<T, const N: usize>(
         .collect())
 }
 
+/// An unsigned integer column stored as u8, u16 or u32 (whichever the writer chose).
+fn uint_column(st: &SafeTensors, name: &str, len: usize) -> Result<Vec<u32>> {
+    let dtype = st
+        .tensor(name)
+        .with_context(|| format!("missing tensor `{name}`"))?
+        .dtype();
+    match dtype {
+        Dtype::U8 => column(st, name, dtype, len, |[b]: [u8; 1]| u32::from(b)),
+        Dtype::U16 => column(st, name, dtype, len, |b: [u8; 2]| {
+            u32::from(u16::from_le_bytes(b))
+        }),
+        _ => column(st, name, Dtype::U32, len, u32::from_le_bytes),
+    }
+}
+
 fn offsets(st: &SafeTensors, name: &str, n: usize, total: usize) -> Result<Vec<usize>> {
     let raw = column(st, name, Dtype::I64, n + 1, i64::from_le_bytes)?;
     let ok = raw.first() == Some(&0)
@@ -318,10 +370,25 @@ pub fn load(dir: &Path) -> Result<Dataset> {
 fn decode(bytes: &[u8], meta: &CacheMeta) -> Result<Vec<LearningHistory>> {
     let st = SafeTensors::deserialize(bytes).context("not a safetensors file")?;
     let (n, s, d) = (meta.n_histories, meta.n_steps as usize, meta.feature_dim);
-    let states = column(&st, "states", Dtype::U32, s, u32::from_le_bytes)?;
-    let actions = column(&st, "actions", Dtype::U32, s, u32::from_le_bytes)?;
-    let episodes = column(&st, "episodes", Dtype::U32, s, u32::from_le_bytes)?;
-    let rewards = column(&st, "rewards", Dtype::F32, s, f32::from_le_bytes)?;
+    let states = uint_column(&st, "states", s)?;
+    let actions = uint_column(&st, "actions", s)?;
+    let episodes = uint_column(&st, "episodes", s)?;
+    let rewards = match &meta.env.reward {
+        RewardKind::Discrete { values } => {
+            let idx = column(&st, "rewards", Dtype::U8, s, |[b]: [u8; 1]| b)?;
+            idx.into_iter()
+                .map(|i| {
+                    values.get(usize::from(i)).copied().with_context(|| {
+                        format!(
+                            "tensor `rewards`: index {i} but the environment has {} rewards",
+                            values.len()
+                        )
+                    })
+                })
+                .collect::<Result<Vec<f32>>>()?
+        }
+        RewardKind::Continuous => column(&st, "rewards", Dtype::F32, s, f32::from_le_bytes)?,
+    };
     let logprobs = column(&st, "logprobs", Dtype::F32, s, f32::from_le_bytes)?;
     let features = column(&st, "features", Dtype::F32, s * d, f32::from_le_bytes)?;
     let dones = column(&st, "dones", Dtype::U8, s, |[b]: [u8; 1]| b != 0)?;

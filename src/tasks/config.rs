@@ -105,6 +105,8 @@ pub struct HistoryConfig {
 #[serde(tag = "algo", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceConfig {
     QLearning(QLearningConfig),
+    /// AD-ε: ε-greedy play around the task's optimal policy, ε decaying over the history.
+    NoiseDistill(NoiseDistillConfig),
     Ppo(PpoConfig),
     Ucb(UcbConfig),
     Thompson(ThompsonConfig),
@@ -124,6 +126,17 @@ pub struct QLearningConfig {
     /// policy try untried actions, which sparse tasks (Dark Room Hard) need. Default 0.
     #[serde(default)]
     pub q_init: f64,
+}
+
+/// AD-ε noise distillation: ε-greedy around the optimal policy (needs an environment with a
+/// known optimal policy: darkroom, key_to_door, bandit). ε goes linearly from `epsilon_start`
+/// to `epsilon_end` over the first `decay_fraction` of each history's episodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoiseDistillConfig {
+    pub epsilon_start: f64,
+    pub epsilon_end: f64,
+    pub decay_fraction: f64,
 }
 
 /// PPO with separate tanh-MLP actor and critic (clipped surrogate, GAE, Adam).
@@ -182,6 +195,7 @@ impl SourceConfig {
     pub fn algo_name(&self) -> &'static str {
         match self {
             SourceConfig::QLearning(_) => "q_learning",
+            SourceConfig::NoiseDistill(_) => "noise_distill",
             SourceConfig::Ppo(_) => "ppo",
             SourceConfig::Ucb(_) => "ucb",
             SourceConfig::Thompson(_) => "thompson",
@@ -316,6 +330,10 @@ impl TaskConfig {
         let fits = match (&self.source, &self.env) {
             (SourceConfig::QLearning(_), EnvConfig::CartPole(_)) => false,
             (SourceConfig::QLearning(_) | SourceConfig::Ppo(_), _) => true,
+            (SourceConfig::NoiseDistill(_), e) => matches!(
+                e,
+                EnvConfig::Darkroom(_) | EnvConfig::KeyToDoor(_) | EnvConfig::Bandit(_)
+            ),
             (SourceConfig::Ucb(_) | SourceConfig::Thompson(_), e) => {
                 matches!(e, EnvConfig::Bandit(_))
             }
@@ -323,8 +341,9 @@ impl TaskConfig {
         if !fits {
             let valid = match &self.env {
                 EnvConfig::CartPole(_) => "ppo",
-                EnvConfig::Bandit(_) => "q_learning, ppo, ucb, thompson",
-                _ => "q_learning, ppo",
+                EnvConfig::Bandit(_) => "q_learning, noise_distill, ppo, ucb, thompson",
+                EnvConfig::FrozenLake(_) => "q_learning, ppo",
+                _ => "q_learning, noise_distill, ppo",
             };
             bail!(
                 "invalid `task.source.algo` = {algo}: it does not fit `task.env.kind` = {env} \
@@ -357,6 +376,26 @@ impl TaskConfig {
                     "task.source.epsilon_end",
                     q.epsilon_end,
                     "a probability in [0, 1]",
+                )
+            }
+            SourceConfig::NoiseDistill(n) => {
+                check(
+                    unit(n.epsilon_start),
+                    "task.source.epsilon_start",
+                    n.epsilon_start,
+                    "a probability in [0, 1]",
+                )?;
+                check(
+                    unit(n.epsilon_end),
+                    "task.source.epsilon_end",
+                    n.epsilon_end,
+                    "a probability in [0, 1]",
+                )?;
+                check(
+                    unit(n.decay_fraction),
+                    "task.source.decay_fraction",
+                    n.decay_fraction,
+                    "a fraction of the history in [0, 1]",
                 )
             }
             SourceConfig::Ppo(p) => {

@@ -7,7 +7,7 @@ use super::config::{EnvConfig, TaskConfig};
 use super::env::bandit::Bandit;
 use super::env::cartpole::CartPole;
 use super::env::frozenlake::FrozenLake;
-use super::env::grid::DarkRoom;
+use super::env::grid::{self, DarkRoom};
 use super::env::key_to_door::KeyToDoor;
 use super::env::{EnvSpec, TaskEnv};
 use crate::seed;
@@ -240,6 +240,30 @@ impl TaskSuite {
 
     pub fn optimal_returns(&self) -> &[f32] {
         &self.optimal
+    }
+
+    /// The optimal action in every discrete state of the task, where the family has a known
+    /// optimal policy (Dark Room: walk to the goal and stay; Key-to-Door: key, then door;
+    /// bandits: the best arm); `None` for the others.
+    pub fn expert_policy(&self, task: usize) -> Result<Option<Vec<u32>>> {
+        self.check(task)?;
+        Ok(match (&self.config.env, &self.tasks[task]) {
+            (EnvConfig::Darkroom(c), TaskParams::Darkroom { goal }) => {
+                Some(grid::policy_toward(c.size, (goal[0], goal[1])))
+            }
+            (EnvConfig::KeyToDoor(c), TaskParams::KeyToDoor { key, door }) => {
+                let mut p = grid::policy_toward(c.size, (key[0], key[1]));
+                p.extend(grid::policy_toward(c.size, (door[0], door[1])));
+                Some(p)
+            }
+            (EnvConfig::Bandit(_), TaskParams::Bandit { means }) => {
+                let best = (0..means.len())
+                    .max_by(|&a, &b| means[a].total_cmp(&means[b]))
+                    .unwrap_or(0);
+                Some(vec![best as u32])
+            }
+            _ => None,
+        })
     }
 
     /// A fresh environment for the task (call `reset` before stepping).

@@ -20,6 +20,7 @@ use crate::tasks::{EnvSpec, LearningHistory};
 use anyhow::Result;
 use candle_core::{Device, Tensor, D};
 use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
 use std::path::Path;
 
 /// Steps of the training split the BPE tokenizer is trained on (evenly subsampled).
@@ -34,7 +35,7 @@ pub struct LmLearner {
     pub tokenizer: TextTokenizer,
     windows: LmWindows,
     device: Device,
-    validation: Option<Vec<WindowStart>>,
+    validation: HashMap<Split, Vec<WindowStart>>,
 }
 
 impl LmLearner {
@@ -72,7 +73,7 @@ impl LmLearner {
             tokenizer,
             windows,
             device: device.clone(),
-            validation: None,
+            validation: HashMap::new(),
         })
     }
 
@@ -142,7 +143,7 @@ impl LmLearner {
             tokenizer,
             windows,
             device: device.clone(),
-            validation: None,
+            validation: HashMap::new(),
         })
     }
 
@@ -234,11 +235,19 @@ impl Learner for LmLearner {
         self.evaluate(&w, Some(dropout_rng))
     }
 
-    fn validate(&mut self, max_batches: usize, batch_size: usize) -> Result<Option<BatchMetrics>> {
-        if self.validation.is_none() {
-            self.validation = Some(self.windows.validation_starts(max_batches * batch_size)?);
+    fn validate(
+        &mut self,
+        split: Split,
+        max_batches: usize,
+        batch_size: usize,
+    ) -> Result<Option<BatchMetrics>> {
+        if !self.validation.contains_key(&split) {
+            let starts = self
+                .windows
+                .validation_starts(split, max_batches * batch_size)?;
+            self.validation.insert(split, starts);
         }
-        let starts = self.validation.as_ref().expect("set above");
+        let starts = &self.validation[&split];
         mean_over_batches(starts, batch_size, |chunk| {
             Ok(self.evaluate(&self.windows.batch(chunk), None)?.1)
         })

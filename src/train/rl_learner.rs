@@ -5,10 +5,11 @@ use super::trainer::{BatchMetrics, Learner};
 use crate::formats::starts::WindowStart;
 use crate::formats::window::{RlWindowBatch, RlWindows};
 use crate::models::{self, ParamSet, RlBatch, RlHeadsConfig, RlHeadsModel, RlSpaces};
-use crate::tasks::{EnvSpec, LearningHistory, RewardKind};
+use crate::tasks::{EnvSpec, LearningHistory, RewardKind, Split};
 use anyhow::Result;
 use candle_core::{Device, Tensor};
 use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
 
 /// The model's spaces, read off the task's environment description.
 pub fn spaces_of(spec: &EnvSpec) -> RlSpaces {
@@ -69,7 +70,7 @@ pub struct RlLearner<'a> {
     pub model: RlHeadsModel,
     windows: RlWindows<'a>,
     device: Device,
-    validation: Option<Vec<WindowStart>>,
+    validation: HashMap<Split, Vec<WindowStart>>,
 }
 
 impl<'a> RlLearner<'a> {
@@ -85,12 +86,13 @@ impl<'a> RlLearner<'a> {
             &spaces_of(spec),
             crate::seed::rng(seed, "model-init", &[]),
         )?;
-        let windows = RlWindows::new(spec, histories, cfg.context_steps)?;
+        let windows = RlWindows::new(spec, histories, cfg.context_steps)?
+            .with_min_context(cfg.min_context)?;
         Ok(RlLearner {
             model,
             windows,
             device: device.clone(),
-            validation: None,
+            validation: HashMap::new(),
         })
     }
 
@@ -123,11 +125,19 @@ impl Learner for RlLearner<'_> {
         self.evaluate(&w, Some(dropout_rng))
     }
 
-    fn validate(&mut self, max_batches: usize, batch_size: usize) -> Result<Option<BatchMetrics>> {
-        if self.validation.is_none() {
-            self.validation = Some(self.windows.validation_starts(max_batches * batch_size)?);
+    fn validate(
+        &mut self,
+        split: Split,
+        max_batches: usize,
+        batch_size: usize,
+    ) -> Result<Option<BatchMetrics>> {
+        if !self.validation.contains_key(&split) {
+            let starts = self
+                .windows
+                .validation_starts(split, max_batches * batch_size)?;
+            self.validation.insert(split, starts);
         }
-        let starts = self.validation.as_ref().expect("set above");
+        let starts = &self.validation[&split];
         super::trainer::mean_over_batches(starts, batch_size, |chunk| {
             Ok(self.evaluate(&self.windows.batch(chunk), None)?.1)
         })

@@ -12,6 +12,7 @@ use super::schedule::LrSchedule;
 use crate::models::ParamSet;
 use crate::runs::RunDir;
 use crate::schema::AdlabConfig;
+use crate::tasks::Split;
 use anyhow::{Context, Result};
 use candle_core::Tensor;
 use rand_chacha::ChaCha8Rng;
@@ -102,8 +103,14 @@ pub trait Learner {
         data_rng: &mut ChaCha8Rng,
         dropout_rng: &mut ChaCha8Rng,
     ) -> Result<(Tensor, BatchMetrics)>;
-    /// Mean metrics over the fixed validation windows (held-out tasks), without dropout.
-    fn validate(&mut self, max_batches: usize, batch_size: usize) -> Result<Option<BatchMetrics>>;
+    /// Mean metrics over the fixed validation windows of `split` (test: held-out tasks;
+    /// train: training tasks, for the memorisation gap), without dropout.
+    fn validate(
+        &mut self,
+        split: Split,
+        max_batches: usize,
+        batch_size: usize,
+    ) -> Result<Option<BatchMetrics>>;
     /// Files saved beside the weights in every checkpoint (e.g. a GPT-2 `config.json`).
     fn checkpoint_extras(&self) -> Result<Vec<(&'static str, Vec<u8>)>>;
 }
@@ -245,10 +252,15 @@ pub fn train(
         }
         let validate_now = (t.eval_every > 0 && step % t.eval_every == 0) || step == t.steps;
         if validate_now {
-            if let Some(v) = learner.validate(t.val_batches, t.batch_size)? {
+            // Training tasks first: `last_val` stays the held-out figure.
+            if let Some(v) = learner.validate(Split::Train, t.val_batches, t.batch_size)? {
+                ensure_finite("validation loss on training tasks", v.loss as f32, step)?;
+                metrics.append(row(step, "val_train", &v, None, None, None, elapsed))?;
+            }
+            if let Some(v) = learner.validate(Split::Test, t.val_batches, t.batch_size)? {
                 ensure_finite("validation loss", v.loss as f32, step)?;
                 tracing::info!(
-                    "step {step}: validation loss {:.4}{}",
+                    "step {step}: held-out validation loss {:.4}{}",
                     v.loss,
                     v.action_acc
                         .map(|a| format!(", action accuracy {a:.3}"))

@@ -23,6 +23,27 @@ pub fn move_on_grid(size: u8, (x, y): (u8, u8), action: usize) -> (u8, u8) {
     }
 }
 
+/// The optimal move from `from` towards `to`: along x first, then y; `noop` on arrival (the
+/// dense Dark Room pays on every step spent on the goal).
+pub fn step_toward(from: (u8, u8), to: (u8, u8)) -> usize {
+    use std::cmp::Ordering::*;
+    match (from.0.cmp(&to.0), from.1.cmp(&to.1)) {
+        (Less, _) => 2,
+        (Greater, _) => 4,
+        (Equal, Less) => 3,
+        (Equal, Greater) => 1,
+        (Equal, Equal) => 0,
+    }
+}
+
+/// The optimal action in every cell of a `size`×`size` grid (id = y·size + x) when heading
+/// for `target`.
+pub fn policy_toward(size: usize, target: (u8, u8)) -> Vec<u32> {
+    (0..size * size)
+        .map(|id| step_toward(((id % size) as u8, (id / size) as u8), target) as u32)
+        .collect()
+}
+
 pub fn manhattan(a: (u8, u8), b: (u8, u8)) -> usize {
     (a.0.abs_diff(b.0) + a.1.abs_diff(b.1)) as usize
 }
@@ -205,6 +226,26 @@ mod tests {
             }
         );
         assert_eq!(DarkRoom::optimal_return(17, 20, true, (0, 0)), 1.0);
+    }
+
+    #[test]
+    fn the_expert_policy_reaches_every_goal_in_the_optimal_return() {
+        for goal in [(0u8, 0u8), (4, 4), (8, 2), (3, 7)] {
+            let policy = policy_toward(9, goal);
+            let mut env = DarkRoom::new(9, 20, false, goal);
+            let mut rng = crate::seed::rng(0, "t", &[]);
+            env.reset(&mut rng);
+            let mut ret = 0.0;
+            for _ in 0..20 {
+                let a = policy[env.state_id() as usize] as usize;
+                ret += env.step(a, &mut rng).reward;
+            }
+            assert_eq!(
+                ret,
+                DarkRoom::optimal_return(9, 20, false, goal),
+                "goal {goal:?}"
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod bandit_algos;
 pub mod mlp;
+pub mod noise_distill;
 pub mod ppo;
 pub mod q_learning;
 
@@ -47,16 +48,44 @@ pub trait SourceAlgorithm {
 #[derive(Debug, Clone)]
 pub enum Source {
     QLearning(q_learning::QLearning),
+    NoiseDistill(noise_distill::NoiseDistill),
     Ppo(Box<ppo::Ppo>),
     Ucb(bandit_algos::Ucb),
     Thompson(bandit_algos::Thompson),
 }
 
 impl Source {
-    /// A freshly initialised learner for an environment of this spec.
+    /// A freshly initialised source for one task of `suite` (noise distillation reads the
+    /// task's optimal policy and resolves its ε schedule against `task.histories.episodes`).
+    pub fn for_task(suite: &TaskSuite, task: usize, seed: u64) -> Result<Source> {
+        let cfg = suite.config();
+        if let SourceConfig::NoiseDistill(n) = &cfg.source {
+            let Some(expert) = suite.expert_policy(task)? else {
+                bail!(
+                    "`task.source.algo` = noise_distill needs an environment with a known \
+                     optimal policy (darkroom, key_to_door, bandit), not {}",
+                    suite.spec().kind
+                );
+            };
+            let decay = (n.decay_fraction * cfg.histories.episodes as f64).round() as usize;
+            return Ok(Source::NoiseDistill(noise_distill::NoiseDistill::new(
+                n,
+                expert,
+                suite.spec().n_actions(),
+                decay,
+            )));
+        }
+        Source::new(&cfg.source, suite.spec(), seed)
+    }
+
+    /// A freshly initialised learner for an environment of this spec (every source but
+    /// noise distillation, which needs the task: [`Source::for_task`]).
     pub fn new(cfg: &SourceConfig, spec: &EnvSpec, seed: u64) -> Result<Source> {
         let n_actions = spec.n_actions();
         Ok(match cfg {
+            SourceConfig::NoiseDistill(_) => {
+                bail!("noise distillation needs the task's optimal policy: use Source::for_task")
+            }
             SourceConfig::QLearning(q) => {
                 let StateSpace::Discrete { n_states, .. } = &spec.state else {
                     bail!(
@@ -81,6 +110,7 @@ impl SourceAlgorithm for Source {
     fn begin_episode(&mut self, episode: usize) {
         match self {
             Source::QLearning(s) => s.begin_episode(episode),
+            Source::NoiseDistill(s) => s.begin_episode(episode),
             Source::Ppo(s) => s.begin_episode(episode),
             Source::Ucb(s) => s.begin_episode(episode),
             Source::Thompson(s) => s.begin_episode(episode),
@@ -90,6 +120,7 @@ impl SourceAlgorithm for Source {
     fn act(&mut self, obs: Observation, rng: &mut SourceRng) -> (usize, f32) {
         match self {
             Source::QLearning(s) => s.act(obs, rng),
+            Source::NoiseDistill(s) => s.act(obs, rng),
             Source::Ppo(s) => s.act(obs, rng),
             Source::Ucb(s) => s.act(obs, rng),
             Source::Thompson(s) => s.act(obs, rng),
@@ -106,6 +137,7 @@ impl SourceAlgorithm for Source {
     ) {
         match self {
             Source::QLearning(s) => s.learn(obs, a, tr, next, rng),
+            Source::NoiseDistill(s) => s.learn(obs, a, tr, next, rng),
             Source::Ppo(s) => s.learn(obs, a, tr, next, rng),
             Source::Ucb(s) => s.learn(obs, a, tr, next, rng),
             Source::Thompson(s) => s.learn(obs, a, tr, next, rng),
@@ -225,7 +257,7 @@ pub fn run_source_with(
     let mut env = suite.make_env(task)?;
     let spec = suite.spec();
     let (env_seed, src_seed) = history_seeds(cfg.seed, task, history);
-    let mut algo = Source::new(&cfg.source, spec, src_seed)?;
+    let mut algo = Source::for_task(suite, task, src_seed)?;
     let mut env_rng = seed::rng(env_seed, "", &[]);
     let mut src_rng = seed::rng(src_seed, "", &[]);
     let mut hist = run_episodes(
