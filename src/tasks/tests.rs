@@ -49,6 +49,7 @@ fn every_task_yaml_parses_validates_and_names_itself_after_its_file() {
             "cartpole",
             "darkroom",
             "darkroom_hard",
+            "darkroom_noise_distill",
             "frozenlake",
             "key_to_door"
         ]
