@@ -137,6 +137,25 @@ pub struct NoiseDistillConfig {
     pub epsilon_start: f64,
     pub epsilon_end: f64,
     pub decay_fraction: f64,
+    /// When the player may follow the expert: `always` (AD-ε), or `on_reward` — only once it
+    /// has earned a reward in this history (in Dark Room: once it has found the goal), and
+    /// explore before that. With `on_reward` the behaviour depends only on what the player has
+    /// seen, so a model imitating it cannot "infer" a goal from its own random moves.
+    #[serde(default)]
+    pub reveal: Reveal,
+    /// Before the expert is revealed: probability of repeating the previous action of the
+    /// episode instead of drawing a uniform one (temporally extended ε-greedy; 0 = uniform).
+    #[serde(default)]
+    pub explore_persistence: f64,
+}
+
+/// See [`NoiseDistillConfig::reveal`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reveal {
+    #[default]
+    Always,
+    OnReward,
 }
 
 /// PPO with separate tanh-MLP actor and critic (clipped surrogate, GAE, Adam).
@@ -396,6 +415,12 @@ impl TaskConfig {
                     "task.source.decay_fraction",
                     n.decay_fraction,
                     "a fraction of the history in [0, 1]",
+                )?;
+                check(
+                    (0.0..1.0).contains(&n.explore_persistence),
+                    "task.source.explore_persistence",
+                    n.explore_persistence,
+                    "a probability in [0, 1)",
                 )
             }
             SourceConfig::Ppo(p) => {
