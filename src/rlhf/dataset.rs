@@ -116,9 +116,7 @@ pub fn load_sentiment(
     if !logs.is_dir() {
         let started = std::time::Instant::now();
         let runs = generate_runs(cfg, cfg.seed, progress)?;
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".tmp-{}-", cfg.name))
-            .tempdir_in(data_root)?;
+        let tmp = crate::fsutil::temp_dir_in(data_root, &format!(".tmp-{}-", cfg.name))?;
         let tmp_logs = tmp.path().join("trlx");
         for run in &runs {
             trlx::write_run(&tmp_logs, run)?;
