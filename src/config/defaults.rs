@@ -175,6 +175,68 @@ pub fn take_defaults(body: &mut Node, file: &str) -> Result<Vec<DefaultsEntry>, 
     Ok(out)
 }
 
+/// How a command-line group choice names a defaults entry: `db`, or `db@backup` for the
+/// entry with package `backup` (Hydra: `db@backup=x` changes only that package).
+pub fn choice_key(group: &str, package: Option<&str>) -> String {
+    match package {
+        Some(p) => format!("{group}@{p}"),
+        None => group.to_string(),
+    }
+}
+
+/// `group: ???` in a defaults list: the group must be chosen on the command line.
+const MANDATORY: &str = "???";
+
+/// Hydra's checks on one defaults list: a group (with its package) appears once, and an
+/// `override` entry comes after the entry of the group it overrides, not before it.
+fn check_entry_order(
+    entries: &[DefaultsEntry],
+    containing_group: &str,
+    file: &str,
+) -> Result<(), ConfigError> {
+    let mut seen: Vec<(String, Option<String>)> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let DefaultsEntry::Group {
+            group,
+            package,
+            is_override,
+            ..
+        } = e
+        else {
+            continue;
+        };
+        let abs = absolute_group(containing_group, group);
+        if *is_override {
+            let later = entries[i + 1..].iter().any(|l| {
+                matches!(l, DefaultsEntry::Group { group: g, is_override: false, .. }
+                    if absolute_group(containing_group, g) == abs)
+            });
+            if later {
+                return Err(ConfigError::Defaults {
+                    file: file.to_string(),
+                    message: format!(
+                        "`override {group}` comes before the entry for group `{abs}` it \
+                         overrides; put override entries at the end of the defaults list"
+                    ),
+                });
+            }
+            continue;
+        }
+        let key = (abs.clone(), package.clone());
+        if seen.contains(&key) {
+            return Err(ConfigError::Defaults {
+                file: file.to_string(),
+                message: format!(
+                    "config group `{abs}` appears twice in the defaults list; to change its \
+                     option use `override {group}: OPTION`"
+                ),
+            });
+        }
+        seen.push(key);
+    }
+    Ok(())
+}
+
 /// Resolves a group path written in a defaults list relative to the containing config's group.
 fn absolute_group(containing_group: &str, group: &str) -> String {
     if let Some(abs) = group.strip_prefix('/') {
@@ -258,6 +320,8 @@ pub fn build_node(
     let file_label = path.display().to_string();
     let mut entries = take_defaults(&mut file.body, &file_label)?;
     let auto = take_auto(&mut file.body, &file_label)?;
+    // Before `+group=option` additions, whose clashes compose reports itself.
+    check_entry_order(&entries, group.as_deref().unwrap_or_default(), &file_label)?;
     if is_primary {
         for (g, choice, pkg, _origin) in ctx.appended.iter() {
             entries.push(DefaultsEntry::Group {
@@ -324,9 +388,14 @@ pub fn build_node(
                     ));
                     continue;
                 }
+                // `group@pkg=option` on the command line targets only that package's entry.
+                let key = choice_key(&abs, pkg.as_deref());
                 ctx.seen_groups.push(abs.clone());
+                if key != abs {
+                    ctx.seen_groups.push(key.clone());
+                }
                 let origin_default = format!("defaults list of {file_label}");
-                let (choice, origin) = if let Some(f) = ctx.forced.get(&abs) {
+                let (choice, origin) = if let Some(f) = ctx.forced.get(&key) {
                     (f.choice.clone(), f.origin.clone())
                 } else if let Some(o) = ctx.config_overrides.get(&abs) {
                     (o.choice.clone(), o.origin.clone())
@@ -336,6 +405,21 @@ pub fn build_node(
                 let Choice::Option(opt) = choice else {
                     continue;
                 };
+                if opt == MANDATORY {
+                    let options = ctx.repo.options(&abs);
+                    return Err(ConfigError::Defaults {
+                        file: file_label.clone(),
+                        message: format!(
+                            "config group `{abs}` has no default (`???`): choose one with \
+                             `{abs}=<OPTION>` (options: {})",
+                            if options.is_empty() {
+                                "none".to_string()
+                            } else {
+                                options.join(", ")
+                            }
+                        ),
+                    });
+                }
                 if optional && !ctx.repo.has_option(&abs, &opt) {
                     items.push(TreeItem::Child(Box::new(DefaultsNode {
                         group: Some(abs),
