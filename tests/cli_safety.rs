@@ -344,7 +344,30 @@ fn a_second_run_on_a_live_run_directory_is_refused() {
         .unwrap();
     let _cleanup = KillOnDrop(vec![first.id() as i32]);
     wait_for("the first run to checkpoint", 300, || has_checkpoint(&dir));
-    let err = stderr_of_failure(s.adlab_with_paths("run", &strs(&args)));
+    // A second writer must be refused at once, not train beside the first.
+    let mut second = Command::new(bin())
+        .current_dir(s.path())
+        .env("ADLAB_CONFIG_DIR", conf_dir())
+        .arg("run")
+        .args(&args)
+        .arg(format!("paths.runs={}", s.runs().display()))
+        .arg(format!("paths.data={}", s.data().display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _cleanup_second = KillOnDrop(vec![second.id() as i32]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while second.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "a second process is training in the live run directory"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = second.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use by another adlab process"), "{err}");
     let meta = meta_of(&dir).unwrap();
     assert_eq!(meta["attempts"], 1);

@@ -785,4 +785,28 @@ a: 1\n",
         assert_eq!(get(&out, "db.x"), "2");
         assert_eq!(get(&out, "backup.x"), "1");
     }
+
+    #[test]
+    fn nested_defaults_follow_their_parents_package() {
+        let c = conf(&[
+            (
+                "config.yaml",
+                "defaults: [{server: apache}, {server@backup: apache}]\n",
+            ),
+            (
+                "server/apache.yaml",
+                "defaults: [{db: mysql}, _self_]\nport: 80\n",
+            ),
+            ("server/db/mysql.yaml", "driver: mysql\n"),
+            ("exp/x.yaml", "# @package _global_\ndefaults: [{db2: a}]\n"),
+            ("exp/db2/a.yaml", "v: 1\n"),
+        ]);
+        let out = compose_with(c.path(), &[]).unwrap();
+        assert_eq!(get(&out, "server.db.driver"), "mysql");
+        assert_eq!(get(&out, "backup.port"), "80");
+        assert_eq!(get(&out, "backup.db.driver"), "mysql");
+        // The header moves the file, and its nested defaults with it.
+        let out = compose_with(c.path(), &["+exp=x"]).unwrap();
+        assert_eq!(get(&out, "db2.v"), "1");
+    }
 }

@@ -248,18 +248,35 @@ fn absolute_group(containing_group: &str, group: &str) -> String {
     }
 }
 
-/// The package a group option's body lands in.
-fn package_for(group: &str, entry_package: Option<&str>, header: Option<&str>) -> String {
-    let group_pkg = group.replace('/', ".");
-    let resolve = |p: &str| match p {
-        "_global_" => String::new(),
-        "_group_" => group_pkg.clone(),
-        other => other.strip_prefix("_global_.").unwrap_or(other).to_string(),
+/// The package a group option's body lands in (Hydra 1.1): the entry's `@package`, else the
+/// option file's `# @package` header, else the group path as written in the defaults list —
+/// each relative to the package of the config whose defaults list holds the entry, so nested
+/// defaults follow their parent (including a parent moved by its own header or `@package`).
+/// `_global_` anywhere makes what follows it absolute; `_group_` is the group path.
+fn package_for(
+    parent_package: &str,
+    written_group: &str,
+    entry_package: Option<&str>,
+    header: Option<&str>,
+) -> String {
+    let relative_group = written_group
+        .strip_prefix('/')
+        .unwrap_or(written_group)
+        .replace('/', ".");
+    let own = match entry_package.or(header) {
+        Some("_group_") | None => relative_group,
+        Some(p) => p.to_string(),
     };
-    match (entry_package, header) {
-        (Some(p), _) => resolve(p),
-        (None, Some(h)) => resolve(h),
-        (None, None) => group_pkg,
+    let joined = match (parent_package.is_empty(), own.is_empty()) {
+        (true, _) => own,
+        (false, true) => parent_package.to_string(),
+        (false, false) => format!("{parent_package}.{own}"),
+    };
+    match joined.rfind("_global_") {
+        Some(i) => joined[i + "_global_".len()..]
+            .trim_start_matches('.')
+            .to_string(),
+        None => joined,
     }
 }
 
@@ -435,7 +452,7 @@ pub fn build_node(
                     continue;
                 }
                 let (f, p) = ctx.repo.load_option(&abs, &opt, &origin)?;
-                let pkg = package_for(&abs, pkg.as_deref(), f.package.as_deref());
+                let pkg = package_for(&package, &g, pkg.as_deref(), f.package.as_deref());
                 let child = build_node(ctx, f, p, Some(abs), Some(opt), pkg, false)?;
                 items.push(TreeItem::Child(Box::new(child)));
             }
@@ -623,13 +640,19 @@ mod tests {
 
     #[test]
     fn packages_follow_hydra_rules() {
-        assert_eq!(package_for("task/source", None, None), "task.source");
-        assert_eq!(package_for("experiment", None, Some("_global_")), "");
+        assert_eq!(package_for("", "task", None, None), "task");
+        assert_eq!(package_for("task", "source", None, None), "task.source");
+        assert_eq!(package_for("", "experiment", None, Some("_global_")), "");
         assert_eq!(
-            package_for("db", Some("backup"), Some("_global_")),
+            package_for("", "db", Some("backup"), Some("_global_")),
             "backup"
         );
-        assert_eq!(package_for("db", Some("_group_"), None), "db");
+        assert_eq!(package_for("", "db", Some("_group_"), None), "db");
+        // Nested defaults are relative to the parent's package, wherever that moved.
+        assert_eq!(package_for("backend", "db", None, None), "backend.db");
+        assert_eq!(package_for("", "/db", None, None), "db");
+        assert_eq!(package_for("server", "db", Some("_global_.x"), None), "x");
+        assert_eq!(package_for("server", "db", None, Some("_global_")), "");
         assert_eq!(absolute_group("task", "source"), "task/source");
         assert_eq!(absolute_group("task", "/model"), "model");
     }
