@@ -139,7 +139,18 @@ pub fn resume_sweep(sweep_dir: &Path, fail_fast: bool) -> Result<SweepOutcome> {
                     error: Some(format!("not started again: {why}")),
                     log: job.run_dir.join("launcher.log"),
                 }),
-                None => todo.push(job.clone()),
+                None => {
+                    if m.status == RunStatus::Running {
+                        tracing::info!(
+                            "[{:03}] lost: its process (pid {} on {}) died without recording an \
+                             end; running it again from its checkpoint",
+                            job.index,
+                            m.pid,
+                            m.host
+                        );
+                    }
+                    todo.push(job.clone())
+                }
             },
             None => todo.push(job.clone()),
         }
