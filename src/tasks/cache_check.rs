@@ -149,7 +149,7 @@ fn check_histories(meta: &CacheMeta, histories: &[LearningHistory]) -> Result<()
                 ));
             }
         }
-        if let Some(t) = h.logprobs.iter().position(|&l| !(l <= 1e-4)) {
+        if let Some(t) = h.logprobs.iter().position(|&l| l.is_nan() || l > 1e-4) {
             return Err(at(
                 "logprobs",
                 t,
