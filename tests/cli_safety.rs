@@ -563,6 +563,19 @@ fn unknown_keys_are_named_once_with_their_override() {
     assert!(err.contains("`train.foo`"), "{err}");
     assert!(!err.contains("train.foo.foo"), "{err}");
     assert!(err.contains("+train.foo=1"), "blame the override: {err}");
+    // An unknown key in a file is named once too, with the file.
+    let conf = s.path().join("conf");
+    copy_dir(&conf_dir(), &conf);
+    let primary = std::fs::read_to_string(conf.join("config.yaml")).unwrap();
+    let edited = primary.replacen("\ntrain:\n", "\ntrain:\n  bar: 3\n", 1);
+    assert_ne!(edited, primary);
+    std::fs::write(conf.join("config.yaml"), edited).unwrap();
+    let err = stderr_of_failure(s.adlab().env("ADLAB_CONFIG_DIR", &conf).arg("config"));
+    assert!(
+        err.contains("`train.bar`") && err.contains("config.yaml"),
+        "{err}"
+    );
+    assert!(!err.contains("train.bar.bar"), "{err}");
     // A mapping value merges into the mapping it replaces (Hydra), so a partial one is fine.
     let out = stdout_of(s.adlab().args([
         "config",
