@@ -4,6 +4,7 @@ use crate::cli::{Cli, Command};
 use crate::config::{self, ComposeOptions, ConfigRepo};
 use crate::job::{self, RunLocation};
 use crate::logging::RunLogSlot;
+use crate::resume::RunDirRequest;
 use crate::runs::RunStatus;
 use crate::sweep::run::{resume_sweep, run_sweep, SweepOutcome, SweepRequest};
 use crate::sweep::spec::SweepSpec;
@@ -87,26 +88,32 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
             overrides, run_dir, ..
         } => {
             let ovs = config::parse_overrides(&overrides)?;
-            let loaded = crate::schema::load(&config_dir, &ovs)?;
+            // `--run-dir`: a new or empty directory gets a new run; an adlab run directory is
+            // continued with its own saved config; anything else is refused untouched.
+            let (loaded, location) = match run_dir {
+                Some(d) => match crate::resume::classify_run_dir(&d)? {
+                    RunDirRequest::Fresh(p) => {
+                        (crate::schema::load(&config_dir, &ovs)?, RunLocation::At(p))
+                    }
+                    RunDirRequest::Continue(run) => {
+                        let loaded = crate::resume::continued_config(&run, &ovs, &config_dir)?;
+                        tracing::info!("continuing {} with its saved config", run.path.display());
+                        (loaded, RunLocation::At(run.path))
+                    }
+                },
+                None => {
+                    let loaded = crate::schema::load(&config_dir, &ovs)?;
+                    let location = if loaded.typed.train.resume {
+                        resumable_location(&loaded)?
+                    } else {
+                        RunLocation::Fresh
+                    };
+                    (loaded, location)
+                }
+            };
             // Before the first tensor op: candle reads its thread settings once.
             crate::models::set_compute_threads(loaded.typed.train.threads);
             crate::interrupt::install();
-            let location = match run_dir {
-                Some(d) => RunLocation::At(d),
-                None if loaded.typed.train.resume => {
-                    match latest_unfinished(&loaded)? {
-                        Some(d) => {
-                            tracing::info!("train.resume: continuing {}", d.display());
-                            RunLocation::At(d)
-                        }
-                        None => {
-                            tracing::info!("train.resume: no unfinished run with a checkpoint; starting a new run");
-                            RunLocation::Fresh
-                        }
-                    }
-                }
-                None => RunLocation::Fresh,
-            };
             let outcome = job::run(&loaded, location, log)?;
             println!("{}", outcome.dir.path.display());
             Ok(match outcome.status {
@@ -141,6 +148,11 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
                 &cfg.paths.data,
                 std::io::stderr().is_terminal(),
             )?;
+            if info.reused {
+                // A reused cache is read in full and range-checked: a truncated or damaged
+                // one must not be reported as fine.
+                crate::tasks::cache_check::load_checked(&info.dir)?;
+            }
             println!(
                 "{} {} ({} histories, {} steps) in {:.2}s",
                 if info.reused { "reused" } else { "generated" },
@@ -192,6 +204,9 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
             out,
         } => {
             use crate::rlhf::trlx;
+            if let Some(out) = &out {
+                crate::fsutil::refuse_overlap(&dir, out, "--out", "the logs being imported")?;
+            }
             let tokenizer = tokenizer
                 .map(|p| crate::formats::tokenizer::TextTokenizer::from_file(&p))
                 .transpose()?;
@@ -221,27 +236,34 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
     }
 }
 
-/// The newest run directory of this config's name that has a checkpoint and did not complete.
-fn latest_unfinished(loaded: &crate::schema::LoadedConfig) -> Result<Option<std::path::PathBuf>> {
-    let parent = loaded.typed.paths.runs.join(&loaded.typed.name);
-    let Ok(entries) = std::fs::read_dir(&parent) else {
-        return Ok(None);
-    };
-    let mut dirs: Vec<std::path::PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    // Directory names start with the start time, so name order is time order.
-    dirs.sort();
-    for d in dirs.into_iter().rev() {
-        let run = crate::runs::RunDir { path: d.clone() };
-        let completed = matches!(run.read_meta(), Ok(Some(m)) if m.status == RunStatus::Completed);
-        if !completed && crate::train::trainer::has_checkpoint(&run.checkpoint_dir()) {
-            return Ok(Some(d));
-        }
+/// Where `train.resume=true` continues: the newest unfinished run with this very config (see
+/// [`crate::resume::find_resumable`]), else a new run, saying why each candidate was passed over.
+fn resumable_location(loaded: &crate::schema::LoadedConfig) -> Result<RunLocation> {
+    let (found, skipped) = crate::resume::find_resumable(loaded)?;
+    for s in &skipped {
+        tracing::warn!(
+            "train.resume: not continuing {}: {}",
+            s.dir.display(),
+            s.why
+        );
     }
-    Ok(None)
+    Ok(match found {
+        Some(d) => {
+            tracing::info!("train.resume: continuing {}", d.display());
+            RunLocation::At(d)
+        }
+        None if skipped.is_empty() => {
+            tracing::info!("train.resume: no unfinished run with a checkpoint; starting a new run");
+            RunLocation::Fresh
+        }
+        None => {
+            tracing::warn!(
+                "train.resume: none of the {} unfinished run(s) has this config; starting a new run",
+                skipped.len()
+            );
+            RunLocation::Fresh
+        }
+    })
 }
 
 /// Prints the end of a sweep and returns the exit code (non-zero if any job did not complete).
@@ -255,8 +277,8 @@ fn finish_sweep(outcome: Option<SweepOutcome>) -> i32 {
         Err(e) => tracing::warn!("report of {}: {e:#}", outcome.dir.display()),
     }
     eprintln!(
-        "sweep finished: {} jobs, {} completed, {} not completed",
-        outcome.results.len(),
+        "sweep finished: {}, {} completed, {} not completed",
+        plural(outcome.results.len(), "job"),
         outcome.results.len() - failures.len(),
         failures.len()
     );
@@ -273,5 +295,24 @@ fn finish_sweep(outcome: Option<SweepOutcome>) -> i32 {
         0
     } else {
         1
+    }
+}
+
+/// `1 job`, `2 jobs`.
+pub fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_read_as_english() {
+        assert_eq!(super::plural(1, "job"), "1 job");
+        assert_eq!(super::plural(0, "job"), "0 jobs");
+        assert_eq!(super::plural(2, "job"), "2 jobs");
     }
 }

@@ -50,8 +50,10 @@ pub enum Command {
     Run {
         /// Overrides (key=value, group=option, +key=value, ++key=value, ~key).
         overrides: Vec<String>,
-        /// Use this run directory instead of a fresh one; training continues from its
-        /// checkpoint if it has one (how sweeps resume jobs).
+        /// Use this run directory instead of a fresh one. A new or empty DIR gets a new run;
+        /// an adlab run directory is continued from its checkpoint with its saved config
+        /// (overrides may only extend train.steps or change threads, device, paths,
+        /// launcher); any other directory is refused.
         #[arg(long, value_name = "DIR")]
         run_dir: Option<PathBuf>,
         /// Multirun: overrides may hold sweep values (`a=1,2`, `choice()`, `range()`, `glob()`);

@@ -34,6 +34,8 @@ pub fn run(loaded: &LoadedConfig, location: RunLocation, log: &RunLogSlot) -> Re
         RunLocation::Fresh => (RunDir::create(&cfg.paths.runs, &cfg.name)?, false),
         RunLocation::At(p) => (RunDir::at(p)?, true),
     };
+    // Before the first write: a second process on this directory must fail here, untouched.
+    let _lock = crate::runs::lock::RunLock::acquire(&dir.path)?;
     log.attach(&dir.log_path())
         .with_context(|| format!("opening {}", dir.log_path().display()))?;
     let previous = dir.read_meta().ok().flatten();
@@ -49,6 +51,20 @@ pub fn run(loaded: &LoadedConfig, location: RunLocation, log: &RunLogSlot) -> Re
     )?;
     dir.write_meta(&meta)?;
     tracing::info!("run directory: {}", dir.path.display());
+    // A second Ctrl-C exits at once; the run must not stay `running` behind it.
+    let forced = dir.clone();
+    crate::interrupt::on_forced_exit(Box::new(move || {
+        if let Ok(Some(mut m)) = forced.read_meta() {
+            m.finish(
+                RunStatus::Interrupted,
+                Some(
+                    "interrupted by a second signal: stopped at once, after the last checkpoint"
+                        .into(),
+                ),
+            );
+            let _ = forced.write_meta(&m);
+        }
+    }));
 
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         crate::pipeline::run_pipeline(loaded, &dir, &mut meta, resume)
@@ -58,7 +74,15 @@ pub fn run(loaded: &LoadedConfig, location: RunLocation, log: &RunLogSlot) -> Re
         Ok(Err(e)) if e.downcast_ref::<crate::interrupt::Interrupted>().is_some() => {
             (RunStatus::Interrupted, Some(format!("{e:#}")))
         }
-        Ok(Err(e)) => (RunStatus::Failed, Some(format!("{e:#}"))),
+        Ok(Err(e)) => {
+            // Backtraces (candle adds one when RUST_BACKTRACE is set) go to adlab.log only.
+            let full = format!("{e:#}");
+            let (message, backtrace) = split_backtrace(&full);
+            if let Some(bt) = backtrace {
+                log.write_raw(&format!("error backtrace:\n{bt}\n"));
+            }
+            (RunStatus::Failed, Some(message))
+        }
         Err(panic) => {
             let text = panic
                 .downcast_ref::<String>()
@@ -76,7 +100,47 @@ pub fn run(loaded: &LoadedConfig, location: RunLocation, log: &RunLogSlot) -> Re
         None => tracing::info!("run {status}: {}", dir.path.display()),
         Some(e) => tracing::error!("run {status}: {e}"),
     }
+    crate::interrupt::clear_forced_exit();
     dir.write_meta(&meta)?;
     log.detach();
     Ok(RunOutcome { dir, status, error })
+}
+
+/// Splits an error text into its message chain and the backtrace lines inside it (frames
+/// `  12: path::to::fn`, `at file.rs:3:4`, and `stack backtrace:` headers).
+pub fn split_backtrace(text: &str) -> (String, Option<String>) {
+    fn is_frame(line: &str) -> bool {
+        let t = line.trim_start();
+        let numbered = t
+            .split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        (numbered && line.starts_with(' '))
+            || (t.starts_with("at ") && line.starts_with("  "))
+            || t == "stack backtrace:"
+            || t == "Stack backtrace:"
+    }
+    let (mut msg, mut bt) = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        if is_frame(line) {
+            bt.push(line);
+        } else {
+            msg.push(line);
+        }
+    }
+    let message = msg.join("\n").trim_end().to_string();
+    (message, (!bt.is_empty()).then(|| bt.join("\n")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backtraces_are_split_from_the_message() {
+        let text = "training: matmul failed\n   0: candle_core::error::Error::bt\n             at /src/error.rs:10:5\n   1: adlab::main\nshape mismatch";
+        let (m, bt) = super::split_backtrace(text);
+        assert_eq!(m, "training: matmul failed\nshape mismatch");
+        assert_eq!(bt.unwrap().lines().count(), 3);
+        let (m, bt) = super::split_backtrace("plain: error 1: two");
+        assert_eq!(m, "plain: error 1: two");
+        assert!(bt.is_none());
+    }
 }

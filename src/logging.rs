@@ -54,6 +54,15 @@ impl RunLogSlot {
         Ok(())
     }
 
+    /// Writes `text` to the run's log file only (not the console); nothing without a run.
+    pub fn write_raw(&self, text: &str) {
+        if let Ok(mut g) = self.0.lock() {
+            if let Some(f) = g.as_mut() {
+                let _ = f.write_all(text.as_bytes());
+            }
+        }
+    }
+
     pub fn detach(&self) {
         if let Ok(mut g) = self.0.lock() {
             if let Some(f) = g.as_mut() {
@@ -75,6 +84,19 @@ pub fn level_for(verbosity: i8) -> &'static str {
     }
 }
 
+/// Colour on the console only on a terminal, and never with `NO_COLOR` set (no-color.org).
+pub fn console_colour() -> bool {
+    use std::io::IsTerminal;
+    colour_allowed(
+        std::env::var_os("NO_COLOR").as_deref(),
+        io::stderr().is_terminal(),
+    )
+}
+
+fn colour_allowed(no_color: Option<&std::ffi::OsStr>, terminal: bool) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Installs the global subscriber. `RUST_LOG`, when set, wins over `-v`/`-q`.
 pub fn init(verbosity: i8) -> RunLogSlot {
     let slot = RunLogSlot::default();
@@ -89,6 +111,7 @@ pub fn init(verbosity: i8) -> RunLogSlot {
         .unwrap_or_else(|_| EnvFilter::new(format!("adlab={file_level}")));
     let console = tracing_subscriber::fmt::layer()
         .with_writer(io::stderr)
+        .with_ansi(console_colour())
         .with_target(false)
         .without_time()
         .with_filter(console_filter);
@@ -102,4 +125,18 @@ pub fn init(verbosity: i8) -> RunLogSlot {
         .with(file)
         .try_init();
     slot
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour_allowed(None, true));
+        assert!(!colour_allowed(None, false));
+        assert!(!colour_allowed(Some(std::ffi::OsStr::new("1")), true));
+        // NO_COLOR set but empty does not disable colour (no-color.org).
+        assert!(colour_allowed(Some(std::ffi::OsStr::new("")), true));
+    }
 }

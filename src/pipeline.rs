@@ -41,9 +41,14 @@ pub fn run_pipeline(
     );
     crate::interrupt::check()?;
 
-    let dataset = crate::tasks::cache::load(&cache.dir)?;
+    let dataset = crate::tasks::cache_check::load_checked(&cache.dir)?;
     let suite = dataset.suite()?;
     let resume = resume || cfg.train.resume;
+    if let ModelConfig::RlHeads(m) = &cfg.model {
+        let longest = dataset.histories.iter().map(|h| h.len()).max().unwrap_or(0);
+        crate::models::size::check_context(m, longest)?;
+    }
+    check_size(cfg, &device)?;
     match (&cfg.model, &cfg.format) {
         (ModelConfig::RlHeads(m), FormatConfig::Rl(_)) => {
             let mut learner =
@@ -106,6 +111,7 @@ fn run_rlhf(
         data.cache_dir.display()
     );
     crate::interrupt::check()?;
+    check_size(cfg, device)?;
     if let (ModelConfig::RlHeads(m), FormatConfig::Rl(f)) = (&cfg.model, &cfg.format) {
         let (spec, histories) =
             crate::rlhf::token_steps::token_histories(&data.runs, &data.splits, f.positions)?;
@@ -152,6 +158,16 @@ fn run_rlhf(
         tracing::info!("{}", crate::eval::summary_line(&summary));
     }
     Ok(())
+}
+
+/// Refuses a model that cannot fit in this machine's memory before anything is allocated (on
+/// a GPU the host's memory says nothing, so only the CPU is checked).
+fn check_size(cfg: &crate::schema::AdlabConfig, device: &candle_core::Device) -> Result<()> {
+    if !device.is_cpu() {
+        return Ok(());
+    }
+    let micro = (cfg.train.batch_size / cfg.train.grad_accum.max(1)).max(1);
+    crate::models::size::check_fits(&cfg.model, micro, crate::models::size::available_bytes())
 }
 
 fn log_model_size(params: &crate::models::ParamSet) {

@@ -202,8 +202,16 @@ fn validate(c: &AdlabConfig, tree: &Node) -> Result<(), ConfigError> {
                 .unwrap_or_default(),
         })
     };
-    if c.name.is_empty() || c.name.contains(['/', '\\']) || c.name == "." || c.name == ".." {
-        return fail("name", "a non-empty run name without path separators");
+    if c.name.is_empty()
+        || c.name.contains(['/', '\\'])
+        || c.name.chars().any(char::is_control)
+        || c.name == "."
+        || c.name == ".."
+    {
+        return fail(
+            "name",
+            "a non-empty run name without path separators or control characters (newlines, tabs)",
+        );
     }
     if crate::device::DeviceRequest::parse(&c.device).is_err() {
         return fail("device", "`cpu`, `cuda:N` or `auto`");
@@ -233,6 +241,26 @@ fn validate(c: &AdlabConfig, tree: &Node) -> Result<(), ConfigError> {
         if e.enabled && e.episodes == 0 {
             return fail("eval.episodes", "at least 1 when eval.enabled");
         }
+        if e.summary_k == 0 {
+            return fail(
+                "eval.summary_k",
+                "at least 1 (episodes averaged at each end)",
+            );
+        }
+        if let TaskSpec::Rl(t) = &c.task {
+            if e.enabled && e.tasks > 0 && t.split.test_fraction <= 0.0 {
+                return fail(
+                    "task.split.test_fraction",
+                    "more than 0 when evaluating on held-out tasks (eval.tasks > 0): with 0 no \
+                     task is held out; set eval.tasks=0 or eval.enabled=false to evaluate without",
+                );
+            }
+        }
+    }
+    let ranges = crate::schema_checks::check_model(&c.model)
+        .and_then(|()| crate::schema_checks::check_optimizer(&c.optimizer));
+    if let Err((key, expected)) = ranges {
+        return fail(key, &expected);
     }
     crate::formats::config::check_compatible(&c.format, &c.model, tree)?;
     match (c.task.is_rlhf(), c.format.kind()) {

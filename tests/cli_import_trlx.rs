@@ -194,3 +194,39 @@ fn a_malformed_file_is_skipped_by_default_and_fails_with_strict() {
     let err = stderr_of_failure(s.adlab().arg("import-trlx").arg(s.path()));
     assert!(err.contains("no TRLx run directories"), "{err}");
 }
+
+#[test]
+fn out_that_is_or_contains_the_input_is_refused_and_the_logs_stay_untouched() {
+    let s = Scratch::new();
+    let logs = s.path().join("logs");
+    put(&logs.join("run-a/epoch-1.json"), &decoded(0.5));
+    put(&logs.join("run-a/epoch-2.json"), &decoded(1.5));
+    let files = [
+        logs.join("run-a/epoch-1.json"),
+        logs.join("run-a/epoch-2.json"),
+    ];
+    let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    // --out equal to the input, spelled two ways; the input's parent given a run directory.
+    let cases: [(&Path, PathBuf); 3] = [
+        (&logs, logs.clone()),
+        (&logs, logs.join("run-a/..")),
+        (&logs.join("run-a"), logs.clone()),
+    ];
+    for (input, out) in &cases {
+        let err = stderr_of_failure(
+            s.adlab()
+                .arg("import-trlx")
+                .arg(input)
+                .arg("--out")
+                .arg(out),
+        );
+        assert!(
+            err.contains("--out") && err.contains("overwrite"),
+            "{input:?} -> {out:?}: {err}"
+        );
+    }
+    let after: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    assert!(before == after, "the original logs were rewritten");
+    let entries = std::fs::read_dir(logs.join("run-a")).unwrap().count();
+    assert_eq!(entries, 2, "nothing may be added to the input");
+}

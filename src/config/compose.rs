@@ -64,24 +64,26 @@ pub fn compose(
                 } else {
                     choice
                 };
-                forced.insert(o.key.clone(), ChoiceOverride { choice, origin });
+                forced.insert(target(o), ChoiceOverride { choice, origin });
                 must_exist.push(o);
             }
             OverrideKind::Add => appended.push((o.key.clone(), choice, o.package.clone(), origin)),
             OverrideKind::ForceAdd => {
-                forced.insert(o.key.clone(), ChoiceOverride { choice, origin });
+                forced.insert(target(o), ChoiceOverride { choice, origin });
             }
         }
     }
 
     // Which groups the defaults lists name, before any `+group=option` is appended.
     let present = build_tree(repo, &forced, &[])?.1;
-    let mut tree = build_tree(repo, &forced, &appended)?.0;
+    // With the `+group=option` additions: a group an added config's defaults bring in (as
+    // `+experiment=X` does) can be chosen on the same command line.
+    let (mut tree, present_with_added) = build_tree(repo, &forced, &appended)?;
     // `++group=option` for a group the defaults do not name: append it instead.
     let mut rebuild = false;
     for o in &group_ovs {
-        if o.kind == OverrideKind::ForceAdd && !present.contains(&o.key) {
-            forced.shift_remove(&o.key);
+        if o.kind == OverrideKind::ForceAdd && !present.contains(&target(o)) {
+            forced.shift_remove(&target(o));
             appended.push((
                 o.key.clone(),
                 group_choice(o)?,
@@ -90,7 +92,7 @@ pub fn compose(
             ));
             rebuild = true;
         }
-        if o.kind == OverrideKind::Add && present.contains(&o.key) {
+        if o.kind == OverrideKind::Add && present.contains(&target(o)) {
             return Err(ConfigError::KeyExists {
                 key: o.key.clone(),
                 origin: format!("command-line override `{}`", o.text),
@@ -98,8 +100,31 @@ pub fn compose(
             });
         }
     }
+    // `~group=option` deletes only when that option is the one chosen (Hydra).
+    for o in group_ovs.iter().filter(|o| o.kind == OverrideKind::Delete) {
+        if let Choice::Option(asked) = group_choice(o)? {
+            let mut without = forced.clone();
+            without.shift_remove(&target(o));
+            let actual = build_tree(repo, &without, &appended)?
+                .0
+                .choices()
+                .get(&o.key)
+                .cloned();
+            if actual.as_deref() != Some(asked.as_str()) {
+                return Err(ConfigError::InvalidValue {
+                    key: o.key.clone(),
+                    value: actual.unwrap_or_else(|| "(no option)".into()),
+                    expected: format!(
+                        "`{asked}`: `~{}={asked}` deletes the group only when that option is chosen",
+                        o.key
+                    ),
+                    origin: format!("command-line override `{}`", o.text),
+                });
+            }
+        }
+    }
     for o in must_exist {
-        if !present.contains(&o.key) {
+        if !present_with_added.contains(&target(o)) {
             let option = match &o.value {
                 Some(_) => o.text.split_once('=').map(|(_, v)| v).unwrap_or(""),
                 None => "OPTION",
@@ -182,6 +207,11 @@ pub fn compose(
         tree,
         choices,
     })
+}
+
+/// The defaults entry a group override targets: `db`, or `db@pkg` with a package.
+fn target(o: &Override) -> String {
+    super::defaults::choice_key(&o.key, o.package.as_deref())
 }
 
 fn group_choice(o: &Override) -> Result<Choice, ConfigError> {
@@ -295,7 +325,7 @@ pub fn apply_value_override(config: &mut Node, o: &Override) -> Result<(), Confi
                 .single_value()?
                 .cloned()
                 .expect("change overrides carry a value");
-            config.set(&key, value, &source).map_err(blocked)
+            set_or_merge(config, &key, value, &source).map_err(blocked)
         }
         OverrideKind::Add => {
             if let Some(e) = existing {
@@ -316,7 +346,7 @@ pub fn apply_value_override(config: &mut Node, o: &Override) -> Result<(), Confi
                 .single_value()?
                 .cloned()
                 .expect("add overrides carry a value");
-            config.set(&key, value, &source).map_err(blocked)
+            set_or_merge(config, &key, value, &source).map_err(blocked)
         }
         OverrideKind::Delete => {
             let Some(e) = existing else {
@@ -345,6 +375,23 @@ pub fn apply_value_override(config: &mut Node, o: &Override) -> Result<(), Confi
             Ok(())
         }
     }
+}
+
+/// `key={a: 1}` on an existing mapping merges into it (Hydra/OmegaConf); anything else
+/// replaces the value.
+fn set_or_merge(
+    config: &mut Node,
+    key: &str,
+    value: Node,
+    source: &Arc<Source>,
+) -> Result<(), String> {
+    if let Some(existing) = config.get_mut(key) {
+        if existing.as_map().is_some() && value.as_map().is_some() {
+            existing.merge_from(value);
+            return Ok(());
+        }
+    }
+    config.set(key, value, source)
 }
 
 #[cfg(test)]
@@ -625,5 +672,141 @@ mod tests {
         ]);
         let msg = compose_with(c.path(), &[]).unwrap_err().to_string();
         assert!(msg.contains("x.yaml") && msg.contains("line"), "{msg}");
+    }
+
+    // Hydra semantics, each as Hydra documents it.
+
+    #[test]
+    fn a_mapping_value_merges_into_an_existing_mapping() {
+        let c = conf(&[("config.yaml", "eval: {enabled: true, episodes: 10}\n")]);
+        let out = compose_with(c.path(), &["eval={episodes: 5}"]).unwrap();
+        assert_eq!(get(&out, "eval.enabled"), "true");
+        assert_eq!(get(&out, "eval.episodes"), "5");
+        let out = compose_with(c.path(), &["++eval={tasks: 2}"]).unwrap();
+        assert_eq!(get(&out, "eval.episodes"), "10");
+        assert_eq!(get(&out, "eval.tasks"), "2");
+    }
+
+    #[test]
+    fn deleting_a_list_item_by_index() {
+        let c = conf(&[("config.yaml", "list: [a, b, c]\n")]);
+        let out = compose_with(c.path(), &["~list.0"]).unwrap();
+        assert_eq!(get(&out, "list"), "[b, c]");
+        assert!(compose_with(c.path(), &["~list.5"]).is_err());
+    }
+
+    #[test]
+    fn mandatory_defaults_name_the_override_to_give() {
+        let c = conf(&[
+            ("config.yaml", "defaults:\n  - db: ???\n"),
+            ("db/mysql.yaml", "port: 1\n"),
+        ]);
+        let msg = compose_with(c.path(), &[]).unwrap_err().to_string();
+        assert!(
+            msg.contains("db=<OPTION>") && msg.contains("mysql"),
+            "{msg}"
+        );
+        assert_eq!(
+            get(&compose_with(c.path(), &["db=mysql"]).unwrap(), "db.port"),
+            "1"
+        );
+    }
+
+    #[test]
+    fn defaults_list_errors_hydra_gives() {
+        let files = |defaults: &'static str| {
+            conf(&[
+                ("config.yaml", defaults),
+                ("db/a.yaml", "x: 1\n"),
+                ("db/b.yaml", "x: 2\n"),
+            ])
+        };
+        let twice = files("defaults: [{db: a}, {db: b}]\n");
+        let msg = compose_with(twice.path(), &[]).unwrap_err().to_string();
+        assert!(msg.contains("twice") && msg.contains("db"), "{msg}");
+        let early = files("defaults: [{override db: b}, {db: a}]\n");
+        let msg = compose_with(early.path(), &[]).unwrap_err().to_string();
+        assert!(msg.contains("before") && msg.contains("db"), "{msg}");
+        let ok = files("defaults: [{db: a}, {override db: b}]\n");
+        assert_eq!(get(&compose_with(ok.path(), &[]).unwrap(), "db.x"), "2");
+        // `~db=b` deletes only when `b` is the chosen option.
+        let msg = compose_with(ok.path(), &["~db=a"]).unwrap_err().to_string();
+        assert!(msg.contains("db") && msg.contains("`a`"), "{msg}");
+        assert_eq!(
+            get(&compose_with(ok.path(), &["~db=b"]).unwrap(), "db"),
+            "<missing>"
+        );
+    }
+
+    #[test]
+    fn a_group_an_added_config_brings_in_can_be_chosen_on_the_same_command_line() {
+        let c = conf(&[
+            (
+                "config.yaml",
+                "defaults: [_self_]
+a: 1\n",
+            ),
+            (
+                "experiment/x.yaml",
+                "# @package _global_\ndefaults: [{/db: a}]\n",
+            ),
+            ("db/a.yaml", "x: 1\n"),
+            ("db/b.yaml", "x: 2\n"),
+        ]);
+        let out = compose_with(c.path(), &["+experiment=x", "db=b"]).unwrap();
+        assert_eq!(get(&out, "db.x"), "2");
+    }
+
+    #[test]
+    fn option_names_cannot_leave_the_conf_tree() {
+        let outer = tempfile::tempdir().unwrap();
+        let c = outer.path().join("conf");
+        std::fs::create_dir_all(c.join("db")).unwrap();
+        std::fs::write(c.join("config.yaml"), "defaults: [{db: a}]\n").unwrap();
+        std::fs::write(c.join("db/a.yaml"), "x: 1\n").unwrap();
+        std::fs::write(outer.path().join("evil.yaml"), "x: 666\n").unwrap();
+        let msg = compose_with(&c, &["db=../../evil"])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("db") && msg.contains("../../evil"), "{msg}");
+    }
+
+    #[test]
+    fn a_package_override_changes_only_that_package() {
+        let c = conf(&[
+            ("config.yaml", "defaults: [{db: a}, {db@backup: a}]\n"),
+            ("db/a.yaml", "x: 1\n"),
+            ("db/b.yaml", "x: 2\n"),
+        ]);
+        let out = compose_with(c.path(), &["db@backup=b"]).unwrap();
+        assert_eq!(get(&out, "db.x"), "1");
+        assert_eq!(get(&out, "backup.x"), "2");
+        let out = compose_with(c.path(), &["db=b"]).unwrap();
+        assert_eq!(get(&out, "db.x"), "2");
+        assert_eq!(get(&out, "backup.x"), "1");
+    }
+
+    #[test]
+    fn nested_defaults_follow_their_parents_package() {
+        let c = conf(&[
+            (
+                "config.yaml",
+                "defaults: [{server: apache}, {server@backup: apache}]\n",
+            ),
+            (
+                "server/apache.yaml",
+                "defaults: [{db: mysql}, _self_]\nport: 80\n",
+            ),
+            ("server/db/mysql.yaml", "driver: mysql\n"),
+            ("exp/x.yaml", "# @package _global_\ndefaults: [{db2: a}]\n"),
+            ("exp/db2/a.yaml", "v: 1\n"),
+        ]);
+        let out = compose_with(c.path(), &[]).unwrap();
+        assert_eq!(get(&out, "server.db.driver"), "mysql");
+        assert_eq!(get(&out, "backup.port"), "80");
+        assert_eq!(get(&out, "backup.db.driver"), "mysql");
+        // The header moves the file, and its nested defaults with it.
+        let out = compose_with(c.path(), &["+exp=x"]).unwrap();
+        assert_eq!(get(&out, "db2.v"), "1");
     }
 }

@@ -175,6 +175,68 @@ pub fn take_defaults(body: &mut Node, file: &str) -> Result<Vec<DefaultsEntry>, 
     Ok(out)
 }
 
+/// How a command-line group choice names a defaults entry: `db`, or `db@backup` for the
+/// entry with package `backup` (Hydra: `db@backup=x` changes only that package).
+pub fn choice_key(group: &str, package: Option<&str>) -> String {
+    match package {
+        Some(p) => format!("{group}@{p}"),
+        None => group.to_string(),
+    }
+}
+
+/// `group: ???` in a defaults list: the group must be chosen on the command line.
+const MANDATORY: &str = "???";
+
+/// Hydra's checks on one defaults list: a group (with its package) appears once, and an
+/// `override` entry comes after the entry of the group it overrides, not before it.
+fn check_entry_order(
+    entries: &[DefaultsEntry],
+    containing_group: &str,
+    file: &str,
+) -> Result<(), ConfigError> {
+    let mut seen: Vec<(String, Option<String>)> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let DefaultsEntry::Group {
+            group,
+            package,
+            is_override,
+            ..
+        } = e
+        else {
+            continue;
+        };
+        let abs = absolute_group(containing_group, group);
+        if *is_override {
+            let later = entries[i + 1..].iter().any(|l| {
+                matches!(l, DefaultsEntry::Group { group: g, is_override: false, .. }
+                    if absolute_group(containing_group, g) == abs)
+            });
+            if later {
+                return Err(ConfigError::Defaults {
+                    file: file.to_string(),
+                    message: format!(
+                        "`override {group}` comes before the entry for group `{abs}` it \
+                         overrides; put override entries at the end of the defaults list"
+                    ),
+                });
+            }
+            continue;
+        }
+        let key = (abs.clone(), package.clone());
+        if seen.contains(&key) {
+            return Err(ConfigError::Defaults {
+                file: file.to_string(),
+                message: format!(
+                    "config group `{abs}` appears twice in the defaults list; to change its \
+                     option use `override {group}: OPTION`"
+                ),
+            });
+        }
+        seen.push(key);
+    }
+    Ok(())
+}
+
 /// Resolves a group path written in a defaults list relative to the containing config's group.
 fn absolute_group(containing_group: &str, group: &str) -> String {
     if let Some(abs) = group.strip_prefix('/') {
@@ -186,18 +248,35 @@ fn absolute_group(containing_group: &str, group: &str) -> String {
     }
 }
 
-/// The package a group option's body lands in.
-fn package_for(group: &str, entry_package: Option<&str>, header: Option<&str>) -> String {
-    let group_pkg = group.replace('/', ".");
-    let resolve = |p: &str| match p {
-        "_global_" => String::new(),
-        "_group_" => group_pkg.clone(),
-        other => other.strip_prefix("_global_.").unwrap_or(other).to_string(),
+/// The package a group option's body lands in (Hydra 1.1): the entry's `@package`, else the
+/// option file's `# @package` header, else the group path as written in the defaults list —
+/// each relative to the package of the config whose defaults list holds the entry, so nested
+/// defaults follow their parent (including a parent moved by its own header or `@package`).
+/// `_global_` anywhere makes what follows it absolute; `_group_` is the group path.
+fn package_for(
+    parent_package: &str,
+    written_group: &str,
+    entry_package: Option<&str>,
+    header: Option<&str>,
+) -> String {
+    let relative_group = written_group
+        .strip_prefix('/')
+        .unwrap_or(written_group)
+        .replace('/', ".");
+    let own = match entry_package.or(header) {
+        Some("_group_") | None => relative_group,
+        Some(p) => p.to_string(),
     };
-    match (entry_package, header) {
-        (Some(p), _) => resolve(p),
-        (None, Some(h)) => resolve(h),
-        (None, None) => group_pkg,
+    let joined = match (parent_package.is_empty(), own.is_empty()) {
+        (true, _) => own,
+        (false, true) => parent_package.to_string(),
+        (false, false) => format!("{parent_package}.{own}"),
+    };
+    match joined.rfind("_global_") {
+        Some(i) => joined[i + "_global_".len()..]
+            .trim_start_matches('.')
+            .to_string(),
+        None => joined,
     }
 }
 
@@ -258,6 +337,8 @@ pub fn build_node(
     let file_label = path.display().to_string();
     let mut entries = take_defaults(&mut file.body, &file_label)?;
     let auto = take_auto(&mut file.body, &file_label)?;
+    // Before `+group=option` additions, whose clashes compose reports itself.
+    check_entry_order(&entries, group.as_deref().unwrap_or_default(), &file_label)?;
     if is_primary {
         for (g, choice, pkg, _origin) in ctx.appended.iter() {
             entries.push(DefaultsEntry::Group {
@@ -324,9 +405,14 @@ pub fn build_node(
                     ));
                     continue;
                 }
+                // `group@pkg=option` on the command line targets only that package's entry.
+                let key = choice_key(&abs, pkg.as_deref());
                 ctx.seen_groups.push(abs.clone());
+                if key != abs {
+                    ctx.seen_groups.push(key.clone());
+                }
                 let origin_default = format!("defaults list of {file_label}");
-                let (choice, origin) = if let Some(f) = ctx.forced.get(&abs) {
+                let (choice, origin) = if let Some(f) = ctx.forced.get(&key) {
                     (f.choice.clone(), f.origin.clone())
                 } else if let Some(o) = ctx.config_overrides.get(&abs) {
                     (o.choice.clone(), o.origin.clone())
@@ -336,6 +422,21 @@ pub fn build_node(
                 let Choice::Option(opt) = choice else {
                     continue;
                 };
+                if opt == MANDATORY {
+                    let options = ctx.repo.options(&abs);
+                    return Err(ConfigError::Defaults {
+                        file: file_label.clone(),
+                        message: format!(
+                            "config group `{abs}` has no default (`???`): choose one with \
+                             `{abs}=<OPTION>` (options: {})",
+                            if options.is_empty() {
+                                "none".to_string()
+                            } else {
+                                options.join(", ")
+                            }
+                        ),
+                    });
+                }
                 if optional && !ctx.repo.has_option(&abs, &opt) {
                     items.push(TreeItem::Child(Box::new(DefaultsNode {
                         group: Some(abs),
@@ -351,7 +452,7 @@ pub fn build_node(
                     continue;
                 }
                 let (f, p) = ctx.repo.load_option(&abs, &opt, &origin)?;
-                let pkg = package_for(&abs, pkg.as_deref(), f.package.as_deref());
+                let pkg = package_for(&package, &g, pkg.as_deref(), f.package.as_deref());
                 let child = build_node(ctx, f, p, Some(abs), Some(opt), pkg, false)?;
                 items.push(TreeItem::Child(Box::new(child)));
             }
@@ -539,13 +640,19 @@ mod tests {
 
     #[test]
     fn packages_follow_hydra_rules() {
-        assert_eq!(package_for("task/source", None, None), "task.source");
-        assert_eq!(package_for("experiment", None, Some("_global_")), "");
+        assert_eq!(package_for("", "task", None, None), "task");
+        assert_eq!(package_for("task", "source", None, None), "task.source");
+        assert_eq!(package_for("", "experiment", None, Some("_global_")), "");
         assert_eq!(
-            package_for("db", Some("backup"), Some("_global_")),
+            package_for("", "db", Some("backup"), Some("_global_")),
             "backup"
         );
-        assert_eq!(package_for("db", Some("_group_"), None), "db");
+        assert_eq!(package_for("", "db", Some("_group_"), None), "db");
+        // Nested defaults are relative to the parent's package, wherever that moved.
+        assert_eq!(package_for("backend", "db", None, None), "backend.db");
+        assert_eq!(package_for("", "/db", None, None), "db");
+        assert_eq!(package_for("server", "db", Some("_global_.x"), None), "x");
+        assert_eq!(package_for("server", "db", None, Some("_global_")), "");
         assert_eq!(absolute_group("task", "source"), "task/source");
         assert_eq!(absolute_group("task", "/model"), "model");
     }

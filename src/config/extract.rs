@@ -87,9 +87,12 @@ fn map_error(config: &Node, mut path: Vec<String>, kind: figment::error::Kind) -
     use figment::error::Kind;
     match kind {
         Kind::UnknownField(field, expected) => {
-            let parent = join(&path);
-            path.push(field.clone());
+            // figment's path may already end with the unknown field itself.
+            if path.last() != Some(&field) {
+                path.push(field.clone());
+            }
             let key = join(&path);
+            let parent = join(&path[..path.len() - 1]);
             unknown_key(config, &key, &parent, expected.iter().copied())
         }
         Kind::MissingField(field) => {
@@ -193,13 +196,16 @@ fn from_message(config: &Node, path: &[String], msg: &str) -> ConfigError {
     }
     if let Some(rest) = msg.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or_default();
+        // Inside an internally tagged enum serde reports only the enum's path: find the
+        // mapping that lost the field, which an override replaced (its source differs).
+        let holder = replaced_map_without(config, &parent, field).unwrap_or(parent.clone());
         return ConfigError::MissingKey {
-            key: if parent.is_empty() {
+            key: if holder.is_empty() {
                 field.to_string()
             } else {
-                format!("{parent}.{field}")
+                format!("{holder}.{field}")
             },
-            origin: origin_of(config, &parent),
+            origin: origin_of(config, &holder),
         };
     }
     if let Some(rest) = msg.strip_prefix("unknown variant `") {
@@ -233,6 +239,36 @@ fn from_message(config: &Node, path: &[String], msg: &str) -> ConfigError {
             .unwrap_or_default(),
         expected: msg.to_string(),
         origin: origin_of(config, &parent),
+    }
+}
+
+/// The one mapping under `under` (at any depth below it) that lacks `field` and came from a
+/// different source than `under` itself: a mapping an override replaced.
+fn replaced_map_without(config: &Node, under: &str, field: &str) -> Option<String> {
+    let root = config.get(under)?;
+    let mut hits = Vec::new();
+    for path in root.all_paths() {
+        let Some(node) = root.get(&path) else {
+            continue;
+        };
+        if let Some(map) = node.as_map() {
+            if !map.contains_key(field) && !same_file(&node.source, &root.source) {
+                hits.push(if under.is_empty() {
+                    path
+                } else {
+                    format!("{under}.{path}")
+                });
+            }
+        }
+    }
+    (hits.len() == 1).then(|| hits.remove(0))
+}
+
+/// Whether two sources are the same file (lines aside) or otherwise equal.
+fn same_file(a: &Source, b: &Source) -> bool {
+    match (a, b) {
+        (Source::File { path: p, .. }, Source::File { path: q, .. }) => p == q,
+        _ => a == b,
     }
 }
 

@@ -213,13 +213,20 @@ impl Node {
         }
     }
 
-    /// Removes the node at `path`, returning it.
+    /// Removes the node at `path` (a map key, or a list item by index), returning it.
     pub fn remove(&mut self, path: &str) -> Option<Node> {
         let (parent, last) = match path.rsplit_once('.') {
             Some((p, l)) => (p, l),
             None => ("", path),
         };
-        self.get_mut(parent)?.as_map_mut()?.shift_remove(last)
+        match &mut self.get_mut(parent)?.value {
+            Value::Map(m) => m.shift_remove(last),
+            Value::List(items) => {
+                let i = last.parse::<usize>().ok()?;
+                (i < items.len()).then(|| items.remove(i))
+            }
+            _ => None,
+        }
     }
 
     /// Deep merge (OmegaConf semantics): maps merge key by key, anything else is replaced.

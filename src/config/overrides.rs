@@ -375,14 +375,23 @@ impl Parser {
                 loop {
                     match self.peek() {
                         None => return Err(format!("unterminated string (missing closing {q})")),
+                        // Hydra: inside quotes only backslashes before a quote escape
+                        // (`\'` is a quote, `\\'` a backslash then the closing quote);
+                        // any other backslash is literal (`'C:\data'`).
                         Some('\\') => {
-                            self.pos += 1;
-                            match self.peek() {
-                                Some(c) => {
-                                    s.push(c);
+                            let run = self.chars[self.pos..]
+                                .iter()
+                                .take_while(|&&c| c == '\\')
+                                .count();
+                            self.pos += run;
+                            if self.peek() == Some(q) {
+                                s.extend(std::iter::repeat_n('\\', run / 2));
+                                if run % 2 == 1 {
+                                    s.push(q);
                                     self.pos += 1;
                                 }
-                                None => return Err("a backslash ends the value".into()),
+                            } else {
+                                s.extend(std::iter::repeat_n('\\', run));
                             }
                         }
                         Some(c) if c == q => {
@@ -404,6 +413,7 @@ impl Parser {
     /// An unquoted value, typed the YAML way (int, float, bool, null, else string).
     fn primitive(&mut self, ctx: Context) -> Result<Node, String> {
         let mut raw = String::new();
+        let mut escaped = false;
         while let Some(c) = self.peek() {
             // `${...}` interpolations may contain any delimiter.
             if c == '$' && self.chars.get(self.pos + 1) == Some(&'{') {
@@ -436,17 +446,29 @@ impl Parser {
             if stop {
                 break;
             }
+            // Hydra: outside quotes a backslash escapes the next special character
+            // (`a\,b` is the string `a,b`).
+            if c == '\\' {
+                if let Some(&next) = self.chars.get(self.pos + 1) {
+                    if "\\,[]{}()'\":= ".contains(next) {
+                        raw.push(next);
+                        self.pos += 2;
+                        escaped = true;
+                        continue;
+                    }
+                }
+            }
             raw.push(c);
             self.pos += 1;
         }
-        let raw = raw.trim();
+        let raw = if escaped { raw.as_str() } else { raw.trim() };
         if raw.is_empty() {
             return Err(match self.peek() {
                 Some(c) => format!("expected a value, found `{c}`"),
                 None => "expected a value".into(),
             });
         }
-        Ok(self.node(if ctx == Context::DictKey {
+        Ok(self.node(if ctx == Context::DictKey || escaped {
             Value::Str(raw.to_string())
         } else {
             type_primitive(raw)
@@ -621,6 +643,31 @@ fn build_sweep(
     }
 }
 
+/// `s` in single quotes, escaped the way the parser reads quotes: a quote becomes `\'`, and
+/// a run of backslashes is doubled only where a quote follows it (inside or closing).
+fn quote(s: &str) -> String {
+    let mut out = String::from("'");
+    let mut pending = 0usize;
+    for c in s.chars() {
+        match c {
+            '\\' => pending += 1,
+            '\'' => {
+                out.extend(std::iter::repeat_n('\\', 2 * pending + 1));
+                out.push('\'');
+                pending = 0;
+            }
+            other => {
+                out.extend(std::iter::repeat_n('\\', pending));
+                out.push(other);
+                pending = 0;
+            }
+        }
+    }
+    out.extend(std::iter::repeat_n('\\', 2 * pending));
+    out.push('\'');
+    out
+}
+
 /// Renders a value so that [`parse_value`] reads it back as the same value.
 pub fn render_value(value: &Value) -> String {
     match value {
@@ -633,7 +680,7 @@ pub fn render_value(value: &Value) -> String {
             if plain {
                 s.clone()
             } else {
-                format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+                quote(s)
             }
         }
         Value::List(items) => {
@@ -838,6 +885,22 @@ mod tests {
                 }),
             ]
         })
+    }
+
+    #[test]
+    fn backslashes_follow_hydra_quoting() {
+        // Inside quotes only a backslash before a quote escapes.
+        assert_eq!(single(r"k='C:\data'"), Value::Str(r"C:\data".into()));
+        assert_eq!(single(r"k='it\'s'"), Value::Str("it's".into()));
+        assert_eq!(single(r"k='end\\'"), Value::Str(r"end\".into()));
+        assert_eq!(single(r#"k="a\"b""#), Value::Str(r#"a"b"#.into()));
+        // Outside quotes a backslash escapes a special character.
+        assert_eq!(single(r"k=a\,b"), Value::Str("a,b".into()));
+        assert_eq!(single(r"k=a\ b"), Value::Str("a b".into()));
+        for s in [r"C:\data", r"x\", r"a\'b", r"\\'", "it's"] {
+            let v = Value::Str(s.into());
+            assert_eq!(single(&format!("k={}", render_value(&v))), v, "{s}");
+        }
     }
 
     proptest! {

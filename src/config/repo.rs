@@ -5,6 +5,22 @@ use super::error::{nearest, ConfigError};
 use super::yaml::{read_config_file, ConfigFile};
 use std::path::{Path, PathBuf};
 
+/// A name that stays in its folder: not empty, no separator, not `.` or `..`, no control
+/// characters. Option and sweep names must be one, so `task=../../x` cannot read outside
+/// `conf/`.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control)
+}
+
+/// A relative slash path (a nested group, `task/source`) made of plain names only.
+fn stays_inside(path: &str) -> bool {
+    path.split('/').all(is_plain_name)
+}
+
 /// A conf directory (`conf/` by default).
 #[derive(Debug, Clone)]
 pub struct ConfigRepo {
@@ -40,7 +56,7 @@ impl ConfigRepo {
     }
 
     pub fn is_group(&self, group: &str) -> bool {
-        !group.is_empty() && self.root.join(group).is_dir()
+        !group.is_empty() && stays_inside(group) && self.root.join(group).is_dir()
     }
 
     /// All config groups, as slash paths (`task`, `task/source`), sorted.
@@ -109,6 +125,17 @@ impl ConfigRepo {
                 available: groups,
             });
         }
+        if !is_plain_name(name) {
+            return Err(ConfigError::InvalidValue {
+                key: group.replace('/', "."),
+                value: name.to_string(),
+                expected: format!(
+                    "the name of an option in {} (a file name without `/`, `\\` or `..`)",
+                    self.root.join(group).display()
+                ),
+                origin: origin.to_string(),
+            });
+        }
         for ext in ["yaml", "yml"] {
             let path = self.root.join(group).join(format!("{name}.{ext}"));
             if path.is_file() {
@@ -127,11 +154,13 @@ impl ConfigRepo {
 
     /// Whether option `name` exists in `group` (for `optional` defaults entries).
     pub fn has_option(&self, group: &str, name: &str) -> bool {
-        ["yaml", "yml"].iter().any(|ext| {
-            self.root
-                .join(group)
-                .join(format!("{name}.{ext}"))
-                .is_file()
-        })
+        is_plain_name(name)
+            && self.is_group(group)
+            && ["yaml", "yml"].iter().any(|ext| {
+                self.root
+                    .join(group)
+                    .join(format!("{name}.{ext}"))
+                    .is_file()
+            })
     }
 }

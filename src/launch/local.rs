@@ -174,11 +174,38 @@ fn spawn(
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err));
+    die_with_parent(&mut c);
     let child = c
         .spawn()
         .with_context(|| format!("starting {}", cmd.exe.display()))?;
     Ok((child, log))
 }
+
+/// A job must not outlive its sweep: when the sweep process dies (even by SIGKILL), the kernel
+/// sends the job SIGTERM, so it checkpoints and ends `interrupted` instead of running on as
+/// an orphan that a resume would start a second time.
+#[cfg(target_os = "linux")]
+fn die_with_parent(c: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
+    // system calls (prctl, getppid).
+    unsafe {
+        c.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died between fork and prctl: the signal will never come.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("the sweep process has already ended"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_c: &mut std::process::Command) {}
 
 /// Asks a child to stop gracefully (it checkpoints and marks itself `interrupted`).
 fn terminate(child: &Child) {

@@ -393,7 +393,7 @@ fn classify(o: &Observed, log: &Path) -> (JobStatus, Option<String>) {
                     JobStatus::Interrupted,
                     error.clone().or_else(|| Some("interrupted".into())),
                 )),
-                RunStatus::Running => None,
+                RunStatus::Running | RunStatus::Lost => None,
             }
         };
     if let Some(code) = o.exit_code {

@@ -20,6 +20,7 @@ pub mod ops;
 pub mod params;
 pub mod rl_decode;
 pub mod rl_heads;
+pub mod size;
 
 #[cfg(test)]
 pub(crate) mod tests;

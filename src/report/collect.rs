@@ -117,12 +117,22 @@ pub fn read_run(path: &Path) -> RunRecord {
     };
     match run.read_meta() {
         Ok(Some(meta)) => {
-            rec.status = meta.status.to_string();
+            // A `running` run whose process died shows as `lost`, not as running forever.
+            let status = crate::runs::lock::effective_status(path, &meta);
+            rec.status = status.to_string();
             rec.error = meta
                 .error
                 .as_deref()
                 .and_then(|e| e.lines().find(|l| !l.trim().is_empty()))
-                .map(|l| l.trim().to_string());
+                .map(|l| l.trim().to_string())
+                .or_else(|| {
+                    (status == crate::runs::RunStatus::Lost).then(|| {
+                        format!(
+                            "its process (pid {} on {}) ended without recording an end",
+                            meta.pid, meta.host
+                        )
+                    })
+                });
             rec.wall_time_s = meta
                 .end_time
                 .as_deref()

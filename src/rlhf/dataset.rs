@@ -108,41 +108,43 @@ pub fn load_sentiment(
     // The split chooses among the runs; it does not change them.
     let key = hash_of(cfg, &["split"])?;
     let cache_dir = data_root.join(format!("{}-{key}", cfg.name));
-    std::fs::create_dir_all(data_root)
-        .with_context(|| format!("creating data directory {}", data_root.display()))?;
-    let lock_path = data_root.join(format!("{}-{key}.lock", cfg.name));
-    let lock = crate::fsutil::lock_exclusive(&lock_path)?;
     let logs = cache_dir.join("trlx");
+    // The logs appear only whole (renamed into place), so complete ones are read without the
+    // lock: a read-only data/ still serves them.
     if !logs.is_dir() {
-        let started = std::time::Instant::now();
-        let runs = generate_runs(cfg, cfg.seed, progress)?;
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".tmp-{}-", cfg.name))
-            .tempdir_in(data_root)?;
-        let tmp_logs = tmp.path().join("trlx");
-        for run in &runs {
-            trlx::write_run(&tmp_logs, run)?;
+        std::fs::create_dir_all(data_root)
+            .with_context(|| format!("creating data directory {}", data_root.display()))?;
+        let lock_path = data_root.join(format!("{}-{key}.lock", cfg.name));
+        let lock = crate::fsutil::lock_exclusive(&lock_path)?;
+        if !logs.is_dir() {
+            let started = std::time::Instant::now();
+            let runs = generate_runs(cfg, cfg.seed, progress)?;
+            let tmp = crate::fsutil::temp_dir_in(data_root, &format!(".tmp-{}-", cfg.name))?;
+            let tmp_logs = tmp.path().join("trlx");
+            for run in &runs {
+                trlx::write_run(&tmp_logs, run)?;
+            }
+            std::fs::write(
+                tmp.path().join("task.json"),
+                serde_json::to_string_pretty(cfg)?,
+            )?;
+            let built = tmp.keep();
+            if cache_dir.exists() {
+                // A directory without logs (e.g. only tokenizer caches): keep them.
+                std::fs::rename(built.join("trlx"), &logs)?;
+                std::fs::remove_dir_all(&built).ok();
+            } else {
+                std::fs::rename(&built, &cache_dir)?;
+            }
+            tracing::info!(
+                "generated {} RLHF source runs in {:.1}s: {}",
+                runs.len(),
+                started.elapsed().as_secs_f64(),
+                logs.display()
+            );
         }
-        std::fs::write(
-            tmp.path().join("task.json"),
-            serde_json::to_string_pretty(cfg)?,
-        )?;
-        let built = tmp.keep();
-        if cache_dir.exists() {
-            // A directory without logs (e.g. only tokenizer caches): keep them.
-            std::fs::rename(built.join("trlx"), &logs)?;
-            std::fs::remove_dir_all(&built).ok();
-        } else {
-            std::fs::rename(&built, &cache_dir)?;
-        }
-        tracing::info!(
-            "generated {} RLHF source runs in {:.1}s: {}",
-            runs.len(),
-            started.elapsed().as_secs_f64(),
-            logs.display()
-        );
+        drop(lock);
     }
-    drop(lock);
     let import = trlx::read_logs(
         &logs,
         &ImportOptions {

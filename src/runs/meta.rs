@@ -1,5 +1,7 @@
 //! `meta.json`: who ran what, where, when, and how it ended. Status moves
 //! `running` -> `completed` | `failed` | `interrupted`; a failure keeps its error text.
+//! `lost` is never written: readers show it for a `running` run whose process is gone
+//! (see [`super::lock::effective_status`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +12,9 @@ pub enum RunStatus {
     Completed,
     Failed,
     Interrupted,
+    /// Recorded as `running`, but the process died without recording its end (SIGKILL, the
+    /// OOM killer, a power cut).
+    Lost,
 }
 
 impl std::fmt::Display for RunStatus {
@@ -19,6 +24,7 @@ impl std::fmt::Display for RunStatus {
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Lost => "lost",
         };
         f.write_str(s)
     }

@@ -3,6 +3,7 @@
 //! Architecture invariant: every file here is written atomically; a run directory is
 //! created with an exclusive `mkdir`, so two runs never share one.
 
+pub mod lock;
 pub mod meta;
 
 pub use meta::{RunMeta, RunStatus};

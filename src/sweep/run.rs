@@ -70,9 +70,9 @@ pub fn run_sweep(req: SweepRequest<'_>) -> Result<Option<SweepOutcome>> {
             .join(req.name)
             .join("<YYYY-MM-DD_HH-MM-SS>");
         println!(
-            "sweep `{}`: {} jobs, launcher {}",
+            "sweep `{}`: {}, launcher {}",
             req.name,
-            expanded.len(),
+            crate::app::plural(expanded.len(), "job"),
             launcher.name()
         );
         if let Some(d) = &req.spec.description {
@@ -117,13 +117,12 @@ pub fn resume_sweep(sweep_dir: &Path, fail_fast: bool) -> Result<SweepOutcome> {
     let record = SweepRecord::read(sweep_dir)?;
     let mut todo = Vec::new();
     let mut done = Vec::new();
+    let mut alive = Vec::new();
     for job in &record.jobs {
-        let meta = RunDir {
+        let dir = RunDir {
             path: job.run_dir.clone(),
-        }
-        .read_meta()
-        .ok()
-        .flatten();
+        };
+        let meta = dir.read_meta().ok().flatten();
         match meta {
             Some(m) if m.status == RunStatus::Completed => done.push(JobResult {
                 index: job.index,
@@ -131,15 +130,45 @@ pub fn resume_sweep(sweep_dir: &Path, fail_fast: bool) -> Result<SweepOutcome> {
                 error: None,
                 log: job.run_dir.join("launcher.log"),
             }),
-            _ => todo.push(job.clone()),
+            // Its process still runs it (an orphan of a killed sweep, or another resume):
+            // starting it again would put two writers on one run.
+            Some(m) => match crate::resume::alive_reason(&job.run_dir, &m) {
+                Some(why) => alive.push(JobResult {
+                    index: job.index,
+                    status: RunStatus::Running,
+                    error: Some(format!("not started again: {why}")),
+                    log: job.run_dir.join("launcher.log"),
+                }),
+                None => {
+                    if m.status == RunStatus::Running {
+                        tracing::info!(
+                            "[{:03}] lost: its process (pid {} on {}) died without recording an \
+                             end; running it again from its checkpoint",
+                            job.index,
+                            m.pid,
+                            m.host
+                        );
+                    }
+                    todo.push(job.clone())
+                }
+            },
+            None => todo.push(job.clone()),
         }
     }
     tracing::info!(
-        "resuming {}: {} jobs completed, {} to run",
+        "resuming {}: {} completed, {} still running elsewhere, {} to run",
         sweep_dir.display(),
-        done.len(),
+        crate::app::plural(done.len(), "job"),
+        alive.len(),
         todo.len()
     );
+    for a in &alive {
+        tracing::warn!(
+            "[{:03}] {}",
+            a.index,
+            a.error.as_deref().unwrap_or("still running")
+        );
+    }
     let first = todo
         .first()
         .or(record.jobs.first())
@@ -152,6 +181,7 @@ pub fn resume_sweep(sweep_dir: &Path, fail_fast: bool) -> Result<SweepOutcome> {
         launch(&record, sweep_dir, &todo, &launcher, fail_fast)?
     };
     results.extend(done);
+    results.extend(alive);
     results.sort_by_key(|r| r.index);
     Ok(SweepOutcome {
         dir: sweep_dir.to_path_buf(),
@@ -227,8 +257,8 @@ fn launch(
         LauncherConfig::Slurm(cfg) => {
             let array = crate::launch::slurm::submit(cfg, jobs, sweep_dir, &cmd)?;
             eprintln!(
-                "submitted {} jobs as SLURM job array {}",
-                jobs.len(),
+                "submitted {} as SLURM job array {}",
+                crate::app::plural(jobs.len(), "job"),
                 array.array_id
             );
             if !cfg.wait {

@@ -54,6 +54,14 @@ pub struct ReportOptions {
 impl SweepSpec {
     /// Reads `sweeps_dir/NAME.yaml`, listing the sweeps that exist when it does not.
     pub fn load(sweeps_dir: &Path, name: &str) -> Result<SweepSpec> {
+        if !crate::config::repo::is_plain_name(name) || name.starts_with('.') {
+            bail!(
+                "sweep name `{}`: expected the name of a file in {} (without `.yaml`, `/`, `\\` \
+                 or `..`); sweep runs are written under runs/sweeps/<name>/",
+                name.escape_debug(),
+                sweeps_dir.display()
+            );
+        }
         let path = sweeps_dir.join(format!("{name}.yaml"));
         if !path.is_file() {
             let mut names: Vec<String> = std::fs::read_dir(sweeps_dir)

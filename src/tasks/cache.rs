@@ -89,6 +89,9 @@ pub fn cache_dir(cfg: &TaskConfig, data_root: &Path) -> Result<PathBuf> {
 pub fn ensure(cfg: &TaskConfig, data_root: &Path, progress: bool) -> Result<CacheInfo> {
     let suite = TaskSuite::from_config(cfg)?;
     let dir = cache_dir(cfg, data_root)?;
+    if let Some(info) = super::cache_check::complete_without_lock(cfg, &dir) {
+        return Ok(info);
+    }
     std::fs::create_dir_all(data_root)
         .with_context(|| format!("creating data directory {}", data_root.display()))?;
     // Beside the cache dir, not inside it: the dir must appear only when complete.
@@ -112,10 +115,7 @@ pub fn ensure(cfg: &TaskConfig, data_root: &Path, progress: bool) -> Result<Cach
         });
     }
 
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".tmp-{}-", cfg.name))
-        .tempdir_in(data_root)
-        .with_context(|| format!("creating a temporary directory in {}", data_root.display()))?;
+    let tmp = fsutil::temp_dir_in(data_root, &format!(".tmp-{}-", cfg.name))?;
     let histories = generate(&suite, progress)?;
     let meta = write(tmp.path(), &suite, &histories)?;
     let built = tmp.keep();
@@ -364,6 +364,7 @@ pub fn load(dir: &Path) -> Result<Dataset> {
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let histories = decode(&bytes, &meta)
         .with_context(|| format!("invalid history file {}", path.display()))?;
+    super::cache_check::check(dir, &meta, &histories)?;
     Ok(Dataset { meta, histories })
 }
 

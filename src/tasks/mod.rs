@@ -12,6 +12,7 @@
 
 pub mod bench;
 pub mod cache;
+pub mod cache_check;
 pub mod config;
 pub mod env;
 pub mod generate;
