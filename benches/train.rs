@@ -11,7 +11,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use adlab::models::rl_heads::{LossWeights, PositionEmbedding, TokenLayout};
+use adlab::models::rl_heads::{LossWeights, PositionEmbedding, StateEmbeddingKind, TokenLayout};
 use adlab::models::{
     set_compute_threads, Activation, CausalLm, CausalLmConfig, RewardInput, RewardSpace, RlBatch,
     RlHeadsConfig, RlHeadsModel, RlSpaces, StateInput, StateSpace,
@@ -185,6 +185,7 @@ fn bench_rl_heads(dropout: f64, warmup: u32, steps: u32) -> Result<()> {
         context_steps: RL_STEPS,
         min_context: 0,
         layout: TokenLayout::Sar,
+        state_embedding: StateEmbeddingKind::Table,
         position: PositionEmbedding::PerToken,
         activation: Activation::Gelu,
         dropout,
@@ -206,6 +207,7 @@ fn bench_rl_heads(dropout: f64, warmup: u32, steps: u32) -> Result<()> {
     // Dark Room-sized spaces: 9x9 grid, 5 actions, reward 0 or 1.
     let spaces = RlSpaces {
         states: StateSpace::Discrete { n: 81 },
+        state_coords: None,
         n_actions: 5,
         rewards: RewardSpace::Classes(vec![0.0, 1.0]),
     };

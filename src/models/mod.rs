@@ -31,7 +31,7 @@ pub use params::ParamSet;
 pub use rl_decode::{RlDecoder, StateStep};
 pub use rl_heads::{
     RewardInput, RewardSpace, RlBatch, RlHeadsConfig, RlHeadsModel, RlLoss, RlMetrics, RlOutputs,
-    RlSpaces, StateInput, StateSpace,
+    RlSpaces, StateEmbeddingKind, StateInput, StateSpace,
 };
 
 use serde::{Deserialize, Serialize};

@@ -37,6 +37,19 @@ pub enum TokenLayout {
     Fused,
 }
 
+/// How a discrete state enters the model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateEmbeddingKind {
+    /// One learned vector per state id.
+    #[default]
+    Table,
+    /// One learned table per coordinate (Dark Room: x and y); a state is the sum of its
+    /// coordinates' vectors. States that share a row or column share structure, so "the
+    /// reward was at (x, y)" means something for a cell that was never a training goal.
+    Coords,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PositionEmbedding {
@@ -80,6 +93,9 @@ pub struct RlHeadsConfig {
     #[serde(default)]
     pub min_context: usize,
     pub layout: TokenLayout,
+    /// Discrete states only: `table` or `coords` (needs an environment with coordinates).
+    #[serde(default)]
+    pub state_embedding: StateEmbeddingKind,
     pub position: PositionEmbedding,
     pub activation: Activation,
     /// Dropout on embeddings and residual branches.
@@ -136,6 +152,8 @@ impl RewardSpace {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RlSpaces {
     pub states: StateSpace,
+    /// Discrete states with coordinates: `state_coords[id]` (each coordinate from 0).
+    pub state_coords: Option<Vec<Vec<u32>>>,
     pub n_actions: usize,
     pub rewards: RewardSpace,
 }
@@ -226,6 +244,33 @@ pub struct RlLoss {
 enum StateEmbedding {
     Table(Embedding),
     Linear(Conv1D),
+    /// `tables[j]` embeds coordinate j; `coord_of[j]` (`u32 [n_states]`) maps a state id to it.
+    Coords {
+        tables: Vec<Embedding>,
+        coord_of: Vec<Tensor>,
+    },
+}
+
+/// Per-coordinate tables for [`StateEmbeddingKind::Coords`].
+fn coordinate_embedding(
+    coords: &[Vec<u32>],
+    d: usize,
+    std: f64,
+    vb: candle_nn::VarBuilder,
+) -> Result<StateEmbedding> {
+    let k = coords.first().map_or(0, Vec::len);
+    if k == 0 || coords.iter().any(|c| c.len() != k) {
+        bail!("model.state_embedding = coords needs every state to have the same coordinates");
+    }
+    let mut tables = Vec::with_capacity(k);
+    let mut coord_of = Vec::with_capacity(k);
+    for j in 0..k {
+        let column: Vec<u32> = coords.iter().map(|c| c[j]).collect();
+        let size = column.iter().max().map_or(1, |&m| m as usize + 1);
+        tables.push(Embedding::new(size, d, std, vb.pp(format!("coord{j}")))?);
+        coord_of.push(Tensor::from_vec(column, coords.len(), vb.device())?);
+    }
+    Ok(StateEmbedding::Coords { tables, coord_of })
 }
 
 enum RewardEmbedding {
@@ -265,9 +310,18 @@ impl RlHeadsModel {
         let w = &cfg.loss_weights;
         let e = vb.pp("embed");
         let state_embed = match spaces.states {
-            StateSpace::Discrete { n } => {
-                StateEmbedding::Table(Embedding::new(n, d, std, e.pp("state"))?)
-            }
+            StateSpace::Discrete { n } => match (cfg.state_embedding, &spaces.state_coords) {
+                (StateEmbeddingKind::Table, _) => {
+                    StateEmbedding::Table(Embedding::new(n, d, std, e.pp("state"))?)
+                }
+                (StateEmbeddingKind::Coords, Some(coords)) if coords.len() == n => {
+                    coordinate_embedding(coords, d, std, e.pp("state"))?
+                }
+                (StateEmbeddingKind::Coords, _) => bail!(
+                    "model.state_embedding = coords: this environment's states have no \
+                     coordinates (use table)"
+                ),
+            },
             StateSpace::Continuous { dim } => {
                 StateEmbedding::Linear(Conv1D::new(dim, d, std, e.pp("state"))?)
             }
@@ -409,6 +463,20 @@ impl RlHeadsModel {
     pub(crate) fn embed_states(&self, states: &StateInput) -> Result<Tensor> {
         Ok(match (&self.state_embed, states) {
             (StateEmbedding::Table(e), StateInput::Discrete(ids)) => e.forward(ids)?,
+            (StateEmbedding::Coords { tables, coord_of }, StateInput::Discrete(ids)) => {
+                let flat = ids.flatten_all()?;
+                let mut sum: Option<Tensor> = None;
+                for (table, of) in tables.iter().zip(coord_of) {
+                    let x = table.forward(&of.index_select(&flat, 0)?)?;
+                    sum = Some(match sum {
+                        None => x,
+                        Some(s) => (s + x)?,
+                    });
+                }
+                let mut dims = ids.dims().to_vec();
+                dims.push(self.cfg.d_model);
+                sum.expect("at least one coordinate").reshape(dims)?
+            }
             (StateEmbedding::Linear(l), StateInput::Continuous(x)) => l.forward(x)?,
             _ => bail!(
                 "state input does not match the model's state space {:?}",

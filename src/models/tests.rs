@@ -23,6 +23,7 @@ pub(crate) fn tiny_rl_config(layout: TokenLayout, position: PositionEmbedding) -
         context_steps: 6,
         min_context: 0,
         layout,
+        state_embedding: StateEmbeddingKind::Table,
         position,
         activation: Activation::Gelu,
         dropout: 0.1,
@@ -63,6 +64,7 @@ pub(crate) fn tiny_lm_config() -> CausalLmConfig {
 pub(crate) fn discrete_spaces() -> RlSpaces {
     RlSpaces {
         states: StateSpace::Discrete { n: 5 },
+        state_coords: None,
         n_actions: 3,
         rewards: RewardSpace::Classes(vec![0.0, 1.0]),
     }
@@ -71,6 +73,7 @@ pub(crate) fn discrete_spaces() -> RlSpaces {
 fn continuous_spaces() -> RlSpaces {
     RlSpaces {
         states: StateSpace::Continuous { dim: 3 },
+        state_coords: None,
         n_actions: 3,
         rewards: RewardSpace::Continuous,
     }
@@ -167,6 +170,46 @@ fn model_config_parses_by_kind_and_rejects_unknown_keys() {
 }
 
 #[test]
+fn coordinate_state_embeddings_are_the_sum_of_each_coordinates_vector() {
+    let cfg = RlHeadsConfig {
+        state_embedding: StateEmbeddingKind::Coords,
+        ..tiny_rl_config(TokenLayout::Fused, PositionEmbedding::PerToken)
+    };
+    let spaces = RlSpaces {
+        state_coords: Some(vec![
+            vec![0, 0],
+            vec![1, 0],
+            vec![2, 0],
+            vec![0, 1],
+            vec![1, 1],
+        ]),
+        ..discrete_spaces()
+    };
+    let model = RlHeadsModel::new(&cfg, &spaces, seed::rng(0, "init", &[])).unwrap();
+    let ids = Tensor::new(&[[0u32, 1, 3, 4]], &Device::Cpu).unwrap();
+    let e = model
+        .embed_states(&StateInput::Discrete(ids))
+        .unwrap()
+        .squeeze(0)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    // (0,0) + (1,1) = (1,0) + (0,1), coordinate by coordinate.
+    for (((a, b), c), d) in e[0].iter().zip(&e[3]).zip(&e[1]).zip(&e[2]) {
+        assert!((a + b - c - d).abs() < 1e-6);
+    }
+    assert!(e[0] != e[1]);
+    let table_only = RlSpaces {
+        state_coords: None,
+        ..discrete_spaces()
+    };
+    let err = RlHeadsModel::new(&cfg, &table_only, seed::rng(0, "init", &[]))
+        .err()
+        .unwrap();
+    assert!(format!("{err:#}").contains("no coordinates"), "{err:#}");
+}
+
+#[test]
 fn rl_heads_every_parameter_gets_a_gradient() {
     let cases = [
         (
@@ -188,6 +231,23 @@ fn rl_heads_every_parameter_gets_a_gradient() {
                 ..tiny_rl_config(TokenLayout::Sar, PositionEmbedding::PerStep)
             },
             continuous_spaces(),
+        ),
+        (
+            RlHeadsConfig {
+                state_embedding: StateEmbeddingKind::Coords,
+                ..tiny_rl_config(TokenLayout::Fused, PositionEmbedding::PerToken)
+            },
+            RlSpaces {
+                // Five cells of a 3-wide grid: (0,0) (1,0) (2,0) (0,1) (1,1).
+                state_coords: Some(vec![
+                    vec![0, 0],
+                    vec![1, 0],
+                    vec![2, 0],
+                    vec![0, 1],
+                    vec![1, 1],
+                ]),
+                ..discrete_spaces()
+            },
         ),
     ];
     for (cfg, spaces) in cases {

@@ -24,12 +24,33 @@ pub fn spaces_of(spec: &EnvSpec) -> RlSpaces {
                 }
             }
         },
+        state_coords: match &spec.state {
+            crate::tasks::StateSpace::Discrete { coords, .. } => shifted_coords(coords),
+            crate::tasks::StateSpace::Continuous { .. } => None,
+        },
         n_actions: spec.n_actions(),
         rewards: match &spec.reward {
             RewardKind::Discrete { values } => models::RewardSpace::Classes(values.clone()),
             RewardKind::Continuous => models::RewardSpace::Continuous,
         },
     }
+}
+
+/// Coordinates made non-negative (each shifted by its minimum); `None` without coordinates.
+fn shifted_coords(coords: &[Vec<i32>]) -> Option<Vec<Vec<u32>>> {
+    let k = coords.first().map_or(0, Vec::len);
+    if k == 0 || coords.iter().any(|c| c.len() != k) {
+        return None;
+    }
+    let min: Vec<i32> = (0..k)
+        .map(|j| coords.iter().map(|c| c[j]).min().unwrap_or(0))
+        .collect();
+    Some(
+        coords
+            .iter()
+            .map(|c| c.iter().zip(&min).map(|(&v, &m)| (v - m) as u32).collect())
+            .collect(),
+    )
 }
 
 /// Converts host windows into the model's batch on `device`.
