@@ -1,6 +1,8 @@
 //! Plots (SVG and PNG, with plotters): learning curves from `metrics.csv` and in-context curves
 //! from `eval.csv`, one line per group (the mean over its completed runs) with the runs'
-//! min–max as a band. Each chart is drawn once per backend from the same `Chart` value.
+//! min–max as a band (in-context curves: the 25–75% spread over the tasks played), and the
+//! memorisation gap (validation on held-out beside training tasks). Each chart is drawn once
+//! per backend from the same `Chart` value.
 
 use super::collect::RunRecord;
 use super::font::{ensure_registered, FAMILY};
@@ -163,11 +165,8 @@ pub fn in_context_curve(runs: &[RunRecord], groups: &GroupTable, split: &str) ->
     };
     let mut series = Vec::new();
     for (gi, g) in groups.groups.iter().enumerate() {
-        let curves: Vec<_> = completed_members(runs, &g.members)
-            .iter()
-            .map(|r| curve(r, "model"))
-            .collect();
-        let points = aggregate(&curves);
+        let members = completed_members(runs, &g.members);
+        let points = spread_over_tasks(&members, split);
         if !points.is_empty() {
             series.push(Series {
                 label: format!("model: {}", g.label(&groups.keys)),
@@ -204,11 +203,36 @@ pub fn in_context_curve(runs: &[RunRecord], groups: &GroupTable, split: &str) ->
         }
     }
     Some(Chart {
-        title: format!("in-context return on {split} tasks (band: min–max over runs)"),
+        title: format!("in-context return on {split} tasks (model band: 25–75% of tasks)"),
         x_label: "episode".into(),
         y_label: "mean return over tasks".into(),
         series,
     })
+}
+
+/// The model's mean return per episode over every (run, task) of `runs`, with the band from
+/// the 25th to the 75th percentile of those tasks' returns: how the tasks spread, which a mean
+/// hides (in Dark Room some goals are found and others never).
+fn spread_over_tasks(runs: &[&RunRecord], split: &str) -> Vec<(f64, f64, f64, f64)> {
+    let mut by_episode: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    for r in runs {
+        for p in r
+            .eval
+            .iter()
+            .filter(|p| p.split == split && p.policy == "model")
+        {
+            by_episode.entry(p.episode).or_default().push(p.ret);
+        }
+    }
+    by_episode
+        .into_iter()
+        .map(|(e, mut v)| {
+            v.sort_by(f64::total_cmp);
+            let q = |f: f64| v[((v.len() - 1) as f64 * f).round() as usize];
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            (e as f64, mean, q(0.25), q(0.75))
+        })
+        .collect()
 }
 
 fn x_range(series: &[Series]) -> (f64, f64) {
