@@ -27,8 +27,15 @@ fn main() -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "{:<24} {:>14} {:>10} {:>16}",
-        "default dataset", "histories", "steps", "seconds (1 core)"
+        "{:<24} {:>10} {:>10} {:>16} {:>12} {:>10} {:>10} {:>10}",
+        "default dataset",
+        "histories",
+        "steps",
+        "seconds (1 core)",
+        "cache MiB",
+        "bytes/step",
+        "write s",
+        "load s"
     );
     // The first case of each name is the config file itself; the rest are source variants.
     let mut defaults: Vec<&TaskConfig> = cases.iter().map(|(_, cfg)| cfg).collect();
@@ -36,8 +43,15 @@ fn main() -> anyhow::Result<()> {
     for cfg in defaults {
         let g = generation_time(cfg)?;
         println!(
-            "{:<24} {:>14} {:>10} {:>16.2}",
-            g.name, g.histories, g.steps, g.seconds
+            "{:<24} {:>10} {:>10} {:>16.2} {:>12.1} {:>10.1} {:>10.2} {:>10.2}",
+            g.name,
+            g.histories,
+            g.steps,
+            g.seconds,
+            g.cache_bytes as f64 / (1024.0 * 1024.0),
+            g.cache_bytes as f64 / g.steps.max(1) as f64,
+            g.write_seconds,
+            g.load_seconds
         );
     }
     Ok(())

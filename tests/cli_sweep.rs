@@ -63,12 +63,12 @@ fn dry_run_lists_every_job_and_its_directory() {
         "{text}"
     );
     assert!(
-        text.contains("model=causal_lm") && text.contains("format=verbose"),
+        text.contains("+experiment=quickstart_causal_lm") && text.contains("format=coords"),
         "{text}"
     );
     assert!(text.contains("sweeps/quickstart/"), "{text}");
     assert!(
-        text.contains("000_format=rl,model=rl_heads,seed=0"),
+        text.contains("000_+experiment=quickstart_rl_heads,format=rl,seed=0"),
         "{text}"
     );
     assert!(

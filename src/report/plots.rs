@@ -1,6 +1,6 @@
 //! Plots (SVG and PNG, with plotters): learning curves from `metrics.csv` and in-context curves
 //! from `eval.csv`, one line per group (the mean over its completed runs) with the runs'
-//! min–max as a band (in-context curves: the 25–75% spread over the tasks played), and the
+//! min–max as a band (in-context curves: ± one standard error over the tasks played), and the
 //! memorisation gap (validation on held-out beside training tasks). Each chart is drawn once
 //! per backend from the same `Chart` value.
 
@@ -203,16 +203,16 @@ pub fn in_context_curve(runs: &[RunRecord], groups: &GroupTable, split: &str) ->
         }
     }
     Some(Chart {
-        title: format!("in-context return on {split} tasks (model band: 25–75% of tasks)"),
+        title: format!("in-context return on {split} tasks (model band: ± 1 s.e. over tasks)"),
         x_label: "episode".into(),
         y_label: "mean return over tasks".into(),
         series,
     })
 }
 
-/// The model's mean return per episode over every (run, task) of `runs`, with the band from
-/// the 25th to the 75th percentile of those tasks' returns: how the tasks spread, which a mean
-/// hides (in Dark Room some goals are found and others never).
+/// The model's mean return per episode over every (run, task) of `runs`, with a band of one
+/// standard error of that mean over the tasks: how far the curve can be trusted given how the
+/// tasks spread (in Dark Room some goals are found at once and others late).
 fn spread_over_tasks(runs: &[&RunRecord], split: &str) -> Vec<(f64, f64, f64, f64)> {
     let mut by_episode: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
     for r in runs {
@@ -226,11 +226,16 @@ fn spread_over_tasks(runs: &[&RunRecord], split: &str) -> Vec<(f64, f64, f64, f6
     }
     by_episode
         .into_iter()
-        .map(|(e, mut v)| {
-            v.sort_by(f64::total_cmp);
-            let q = |f: f64| v[((v.len() - 1) as f64 * f).round() as usize];
-            let mean = v.iter().sum::<f64>() / v.len() as f64;
-            (e as f64, mean, q(0.25), q(0.75))
+        .map(|(e, v)| {
+            let n = v.len() as f64;
+            let mean = v.iter().sum::<f64>() / n;
+            let var = if v.len() > 1 {
+                v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+            } else {
+                0.0
+            };
+            let se = (var / n).sqrt();
+            (e as f64, mean, mean - se, mean + se)
         })
         .collect()
 }

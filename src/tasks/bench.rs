@@ -101,13 +101,18 @@ pub fn standard_cases(conf_task_dir: &Path) -> Result<Vec<(String, TaskConfig)>>
     Ok(cases)
 }
 
-/// Time to generate a config's whole dataset on one thread (no cache, no files).
+/// Time to generate a config's whole dataset on one thread, then the size of its cache file
+/// and the time to write and read it back.
 #[derive(Debug, Clone)]
 pub struct GenerationTime {
     pub name: String,
     pub histories: usize,
     pub steps: u64,
     pub seconds: f64,
+    /// Size of `histories.safetensors`.
+    pub cache_bytes: u64,
+    pub write_seconds: f64,
+    pub load_seconds: f64,
 }
 
 pub fn generation_time(cfg: &TaskConfig) -> Result<GenerationTime> {
@@ -118,10 +123,26 @@ pub fn generation_time(cfg: &TaskConfig) -> Result<GenerationTime> {
         .context("building a one-thread pool")?;
     let start = Instant::now();
     let histories = pool.install(|| super::generate::generate(&suite, false))?;
+    let seconds = start.elapsed().as_secs_f64();
+    let dir = tempfile::tempdir().context("creating a temporary cache directory")?;
+    let start = Instant::now();
+    super::cache::write(dir.path(), &suite, &histories)?;
+    let write_seconds = start.elapsed().as_secs_f64();
+    let cache_bytes = std::fs::metadata(dir.path().join(super::cache::HISTORIES_FILE))?.len();
+    let start = Instant::now();
+    let loaded = super::cache::load(dir.path())?;
+    let load_seconds = start.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        loaded.histories.len() == histories.len(),
+        "cache read back short"
+    );
     Ok(GenerationTime {
         name: cfg.name.clone(),
         histories: histories.len(),
         steps: histories.iter().map(|h| h.len() as u64).sum(),
-        seconds: start.elapsed().as_secs_f64(),
+        seconds,
+        cache_bytes,
+        write_seconds,
+        load_seconds,
     })
 }
