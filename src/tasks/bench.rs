@@ -46,7 +46,7 @@ pub fn measure(case: &str, cfg: &TaskConfig, min_seconds: f64) -> Result<Through
     }
 }
 
-/// The standard cases: every `conf/task/*.yaml` with its configured source, plus the other
+/// The standard cases: every RL `conf/task/*.yaml` with its configured source, plus the other
 /// sources that fit (PPO on darkroom, Thompson sampling on bandit), sorted by name.
 pub fn standard_cases(conf_task_dir: &Path) -> Result<Vec<(String, TaskConfig)>> {
     let mut files: Vec<_> = std::fs::read_dir(conf_task_dir)
@@ -56,6 +56,10 @@ pub fn standard_cases(conf_task_dir: &Path) -> Result<Vec<(String, TaskConfig)>>
         .collect();
     files.sort();
     let mut cases = Vec::new();
+    // RLHF task files (`kind: sentiment_rlhf`, `trlx_logs`) have no RL source to time.
+    files.retain(|p| {
+        std::fs::read_to_string(p).is_ok_and(|t| t.lines().any(|l| l.trim() == "kind: rl"))
+    });
     let ppo = files.iter().find_map(|p| {
         let text = std::fs::read_to_string(p).ok()?;
         match TaskConfig::from_yaml(&text).ok()?.source {
