@@ -3,6 +3,8 @@
 //! (fixed number of steps) and the LM windows (fixed token budget), which differ only in how
 //! many starts each history has.
 
+use crate::tasks::Split;
+use anyhow::{bail, Result};
 use rand::Rng;
 
 /// A window's first step: `history` indexes the dataset's history list.
@@ -80,6 +82,30 @@ impl StartTable {
             })
             .collect()
     }
+}
+
+/// The fixed validation set of `split` for window cutters that keep a train and a test
+/// table: `n` starts stratified over that split's histories, the same set on every call.
+/// Test-split windows measure generalisation to held-out tasks; train-split ones the same on
+/// training tasks, so the gap between the two shows memorisation.
+pub fn validation_starts(
+    train: &StartTable,
+    test: &StartTable,
+    split: Split,
+    n: usize,
+) -> Result<Vec<WindowStart>> {
+    let table = match split {
+        Split::Train => train,
+        Split::Test => test,
+    };
+    if table.is_empty() {
+        bail!(
+            "no {}-split histories: validation needs held-out tasks (task.split.test_fraction > 0)",
+            split.as_str()
+        );
+    }
+    let mut rng = crate::seed::rng(0, "validation-starts", &[split as u64]);
+    Ok(table.stratified(n, &mut rng))
 }
 
 #[cfg(test)]

@@ -140,22 +140,9 @@ impl<'a> RlWindows<'a> {
         }
     }
 
-    /// The fixed validation set of `split`: `n` window starts stratified over its histories
-    /// (the same set on every call). Test-split windows measure generalisation to held-out
-    /// tasks; train-split ones the same on training tasks, so the gap shows memorisation.
+    /// The fixed validation set of `split` ([`super::starts::validation_starts`]).
     pub fn validation_starts(&self, split: Split, n: usize) -> Result<Vec<WindowStart>> {
-        let table = match split {
-            Split::Train => &self.train,
-            Split::Test => &self.test,
-        };
-        if table.is_empty() {
-            bail!(
-                "no {}-split histories: validation needs held-out tasks (task.split.test_fraction > 0)",
-                split.as_str()
-            );
-        }
-        let mut rng = crate::seed::rng(0, "validation-starts", &[split as u64]);
-        Ok(table.stratified(n, &mut rng))
+        super::starts::validation_starts(&self.train, &self.test, split, n)
     }
 
     /// The windows starting at `starts` (e.g. a chunk of the validation set).

@@ -152,12 +152,13 @@ impl Learner for RlLearner<'_> {
         max_batches: usize,
         batch_size: usize,
     ) -> Result<Option<BatchMetrics>> {
-        if !self.validation.contains_key(&split) {
-            let starts = self
-                .windows
-                .validation_starts(split, max_batches * batch_size)?;
-            self.validation.insert(split, starts);
-        }
+        let windows = &self.windows;
+        super::trainer::ensure_starts(
+            &mut self.validation,
+            split,
+            max_batches * batch_size,
+            |split, n| windows.validation_starts(split, n),
+        )?;
         let starts = &self.validation[&split];
         super::trainer::mean_over_batches(starts, batch_size, |chunk| {
             Ok(self.evaluate(&self.windows.batch(chunk), None)?.1)

@@ -16,6 +16,7 @@ use crate::tasks::Split;
 use anyhow::{Context, Result};
 use candle_core::Tensor;
 use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::Instant;
 
@@ -43,6 +44,20 @@ pub fn mean_over_batches<S>(
         mean.add(&score(chunk)?);
     }
     Ok((!mean.is_empty()).then(|| mean.mean()))
+}
+
+/// Makes the validation starts of `split` with `make(split, n)` on first use and keeps them in
+/// `cache`, so every validation scores the same windows. Shared by every learner.
+pub fn ensure_starts<S>(
+    cache: &mut HashMap<Split, Vec<S>>,
+    split: Split,
+    n: usize,
+    make: impl FnOnce(Split, usize) -> Result<Vec<S>>,
+) -> Result<()> {
+    if let std::collections::hash_map::Entry::Vacant(e) = cache.entry(split) {
+        e.insert(make(split, n)?);
+    }
+    Ok(())
 }
 
 /// A running mean of [`BatchMetrics`].
