@@ -70,6 +70,21 @@ pub(crate) fn discrete_spaces() -> RlSpaces {
     }
 }
 
+/// `discrete_spaces` with coordinates: five cells of a 3-wide grid, (0,0) (1,0) (2,0) (0,1)
+/// (1,1).
+fn grid_spaces() -> RlSpaces {
+    RlSpaces {
+        state_coords: Some(vec![
+            vec![0, 0],
+            vec![1, 0],
+            vec![2, 0],
+            vec![0, 1],
+            vec![1, 1],
+        ]),
+        ..discrete_spaces()
+    }
+}
+
 fn continuous_spaces() -> RlSpaces {
     RlSpaces {
         states: StateSpace::Continuous { dim: 3 },
@@ -175,16 +190,7 @@ fn coordinate_state_embeddings_are_the_sum_of_each_coordinates_vector() {
         state_embedding: StateEmbeddingKind::Coords,
         ..tiny_rl_config(TokenLayout::Fused, PositionEmbedding::PerToken)
     };
-    let spaces = RlSpaces {
-        state_coords: Some(vec![
-            vec![0, 0],
-            vec![1, 0],
-            vec![2, 0],
-            vec![0, 1],
-            vec![1, 1],
-        ]),
-        ..discrete_spaces()
-    };
+    let spaces = grid_spaces();
     let model = RlHeadsModel::new(&cfg, &spaces, seed::rng(0, "init", &[])).unwrap();
     let ids = Tensor::new(&[[0u32, 1, 3, 4]], &Device::Cpu).unwrap();
     let e = model
@@ -237,17 +243,7 @@ fn rl_heads_every_parameter_gets_a_gradient() {
                 state_embedding: StateEmbeddingKind::Coords,
                 ..tiny_rl_config(TokenLayout::Fused, PositionEmbedding::PerToken)
             },
-            RlSpaces {
-                // Five cells of a 3-wide grid: (0,0) (1,0) (2,0) (0,1) (1,1).
-                state_coords: Some(vec![
-                    vec![0, 0],
-                    vec![1, 0],
-                    vec![2, 0],
-                    vec![0, 1],
-                    vec![1, 1],
-                ]),
-                ..discrete_spaces()
-            },
+            grid_spaces(),
         ),
     ];
     for (cfg, spaces) in cases {
