@@ -1,6 +1,9 @@
 //! The on-disk cache of learning histories: `<data_root>/<task.name>-<12 hex of sha256 of the
 //! task config's JSON>/` holding `histories.safetensors` (columns concatenated over histories,
-//! plus offsets) and `meta.json`. A cache directory only ever appears complete: it is built in
+//! plus offsets) and `meta.json`. Integer columns use the narrowest of u8/u16/u32 that holds
+//! their values and discrete rewards are a u8 index into the environment's reward values, so
+//! a Dark Room step takes about 9 bytes on disk instead of 21. A cache directory only ever
+//! appears complete: it is built in
 //! a temporary directory and renamed into place, under an exclusive file lock
 //! (`<dir>.lock`) so concurrent generators of the same config wait for one another instead of
 //! building twice or interleaving. Nothing time- or host-dependent is written, so the same
