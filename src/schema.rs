@@ -141,6 +141,11 @@ pub struct EvalConfig {
     /// Episodes averaged for the "first k" / "last k" summary figures.
     #[serde(default = "default_k")]
     pub summary_k: usize,
+    /// Fraction of the model's context kept when a full window slides at evaluation: 0.5
+    /// rebuilds the window every half context (cheap); values near 1 slide it almost every
+    /// step, so the model always sees nearly a full context of its own history.
+    #[serde(default = "default_context_kept")]
+    pub context_kept: f64,
     /// In-context RLHF (tasks of RLHF histories): evaluation points and prompts.
     #[serde(default)]
     pub rlhf: Option<crate::eval::rlhf_eval::RlhfEvalConfig>,
@@ -148,6 +153,10 @@ pub struct EvalConfig {
 
 fn default_k() -> usize {
     10
+}
+
+fn default_context_kept() -> f64 {
+    0.5
 }
 
 /// A config composed, resolved and typed, with what produced it.
@@ -240,6 +249,12 @@ fn validate(c: &AdlabConfig, tree: &Node) -> Result<(), ConfigError> {
         }
         if e.enabled && e.episodes == 0 {
             return fail("eval.episodes", "at least 1 when eval.enabled");
+        }
+        if !(0.0..1.0).contains(&e.context_kept) {
+            return fail(
+                "eval.context_kept",
+                "a fraction in [0, 1) of the context kept when the window slides",
+            );
         }
         if e.summary_k == 0 {
             return fail(

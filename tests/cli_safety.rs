@@ -543,6 +543,7 @@ fn values_that_would_fail_later_are_refused_at_composition_naming_the_key() {
         ("model.dropout=1.0", "model.dropout"),
         ("model.attn_dropout=-0.1", "model.attn_dropout"),
         ("eval.summary_k=0", "eval.summary_k"),
+        ("eval.context_kept=1.0", "eval.context_kept"),
         ("task.split.test_fraction=0", "task.split.test_fraction"),
         ("name=a\nb", "name"),
     ] {

@@ -66,7 +66,7 @@ pub fn evaluate_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
                 .load_weights(&weights)
                 .with_context(|| format!("loading {}", weights.display()))?;
             evaluate_policy(&suite, eval, cfg.seed, |rows| {
-                Ok(Box::new(RlHeadsPolicy::new(&model, rows)))
+                Ok(Box::new(RlHeadsPolicy::new(&model, rows, eval.context_kept)))
             })?
         }
         ModelConfig::CausalLm(m) => {
@@ -88,7 +88,13 @@ pub fn evaluate_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
             )
             .with_context(|| format!("loading {}", checkpoint.display()))?;
             evaluate_policy(&suite, eval, cfg.seed, |rows| {
-                Ok(Box::new(LmPolicy::new(&model, &format, &tokenizer, rows)?))
+                Ok(Box::new(LmPolicy::new(
+                    &model,
+                    &format,
+                    &tokenizer,
+                    rows,
+                    eval.context_kept,
+                )?))
             })?
         }
     };

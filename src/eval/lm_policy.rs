@@ -70,6 +70,8 @@ pub struct LmPolicy<'m> {
     longest_action: usize,
     segments: HashMap<String, Vec<u32>>,
     stats: DecodingStats,
+    /// Fraction of the context kept (in whole steps) when a row's window is rebuilt.
+    context_kept: f64,
 }
 
 impl<'m> LmPolicy<'m> {
@@ -79,6 +81,7 @@ impl<'m> LmPolicy<'m> {
         format: &'m LanguageFormat,
         tokenizer: &'m TextTokenizer,
         rows: usize,
+        context_kept: f64,
     ) -> Result<Self> {
         let action_tokens = format
             .action_texts()
@@ -109,6 +112,7 @@ impl<'m> LmPolicy<'m> {
             longest_action,
             segments: HashMap::new(),
             stats: DecodingStats::default(),
+            context_kept,
         })
     }
 
@@ -149,8 +153,10 @@ impl<'m> LmPolicy<'m> {
                     "one step's prompt and action ({fixed} tokens) do not fit model.context_tokens = {ctx}"
                 );
             }
-            // Keep the most recent whole steps within half the context (or what is left).
-            let budget = (ctx / 2).min(ctx - fixed);
+            // Keep the most recent whole steps within the kept fraction of the context (or
+            // what is left).
+            let kept = (ctx as f64 * self.context_kept) as usize;
+            let budget = kept.min(ctx - fixed);
             while row.steps_tokens > budget {
                 let old = row.steps.pop_front().expect("steps_tokens > 0");
                 row.steps_tokens -= old.len();
@@ -447,7 +453,7 @@ mod tests {
         // Rendering uses discrete state ids: darkroom is discrete.
         let model = lm(tokenizer.vocab_size(), 96);
         let tasks = suite.test_tasks();
-        let inner = LmPolicy::new(&model, &format, &tokenizer, tasks.len()).unwrap();
+        let inner = LmPolicy::new(&model, &format, &tokenizer, tasks.len(), 0.5).unwrap();
         let mut policy = Checked {
             inner,
             model: &model,
@@ -476,7 +482,7 @@ mod tests {
         // An untrained LM writes random bytes: unconstrained, it is almost never an action.
         let model = lm(tokenizer.vocab_size(), 64);
         let tasks = suite.test_tasks();
-        let mut policy = LmPolicy::new(&model, &format, &tokenizer, tasks.len()).unwrap();
+        let mut policy = LmPolicy::new(&model, &format, &tokenizer, tasks.len(), 0.5).unwrap();
         let n = policy.n_actions();
         let mut states_seen = 0;
         for step in 0..30u32 {
@@ -515,7 +521,7 @@ mod tests {
         let format = LanguageFormat::new(&language("coords"), suite.spec()).unwrap();
         let tokenizer = TextTokenizer::byte();
         let model = lm(tokenizer.vocab_size(), 64);
-        let mut policy = LmPolicy::new(&model, &format, &tokenizer, 1).unwrap();
+        let mut policy = LmPolicy::new(&model, &format, &tokenizer, 1, 0.5).unwrap();
         // Two actions sharing a first token: "ab" and "ac" (ids 97, 98, 99).
         policy.action_tokens = vec![vec![97, 98], vec![97, 99]];
         let v = tokenizer.vocab_size();

@@ -1,7 +1,7 @@
 //! The RL-heads transformer as an [`InContextPolicy`]: its action head's logits, decoded step
 //! by step with the KV cache of [`RlDecoder`] (a step costs attention over the context only).
 //! When the context holds `model.context_steps` steps the decoder slides it, keeping the most
-//! recent half (see `models::rl_decode`).
+//! recent `eval.context_kept` fraction (see `models::rl_decode`).
 
 use super::policy::{InContextPolicy, StepOutcome, StepStates};
 use crate::models::{RlDecoder, RlHeadsModel, StateSpace, StateStep};
@@ -15,10 +15,10 @@ pub struct RlHeadsPolicy<'m> {
 
 impl<'m> RlHeadsPolicy<'m> {
     /// A policy acting in `rows` environments with an empty history.
-    pub fn new(model: &'m RlHeadsModel, rows: usize) -> Self {
+    pub fn new(model: &'m RlHeadsModel, rows: usize, context_kept: f64) -> Self {
         Self {
             model,
-            decoder: RlDecoder::new(model, rows),
+            decoder: RlDecoder::new(model, rows, context_kept),
             rows,
         }
     }

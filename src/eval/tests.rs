@@ -121,7 +121,7 @@ fn rollout_logits_equal_a_full_forward_over_the_same_context() {
     ] {
         let m = model(&suite, layout, embed_logprob);
         let mut policy = Recording {
-            inner: RlHeadsPolicy::new(&m, tasks.len()),
+            inner: RlHeadsPolicy::new(&m, tasks.len(), 0.5),
             log: vec![],
         };
         let acting = Acting {
@@ -165,6 +165,7 @@ fn eval_config(temperature: f64) -> EvalConfig {
         train_tasks: 1,
         temperature,
         summary_k: 1,
+        context_kept: 0.5,
         rlhf: None,
     }
 }
@@ -175,7 +176,7 @@ fn sampled_evaluation_is_reproducible_from_the_seed() {
     let m = model(&suite, TokenLayout::Fused, false);
     let run = |seed: u64| {
         evaluate_policy(&suite, &eval_config(1.0), seed, |rows| {
-            Ok(Box::new(RlHeadsPolicy::new(&m, rows)))
+            Ok(Box::new(RlHeadsPolicy::new(&m, rows, 0.5)))
         })
         .unwrap()
         .rows

@@ -3,7 +3,7 @@
 //! key/value cache so each step costs one (or two) new tokens instead of a full forward.
 //!
 //! When the window is full (`context_steps` complete steps), the cache is rebuilt from the
-//! most recent `context_steps / 2` steps (learned absolute positions make sliding cached keys
+//! most recent `keep_steps` steps (learned absolute positions make sliding cached keys
 //! invalid). The action logits returned are always those of an uncached
 //! [`RlHeadsModel::forward`] over the steps from [`RlDecoder::window_start`].
 
@@ -29,16 +29,23 @@ pub struct RlDecoder {
     window_start: usize,
     /// The current step's state, observed but not yet acted on.
     pending_state: Option<StateInput>,
+    /// Complete steps kept when a full window slides (less than `context_steps`).
+    keep_steps: usize,
 }
 
 impl RlDecoder {
-    pub fn new(model: &RlHeadsModel, batch: usize) -> Self {
+    /// A decoder for `batch` rows that, when the window is full, keeps the most recent
+    /// `context_kept` fraction of it (at most `context_steps - 1` steps).
+    pub fn new(model: &RlHeadsModel, batch: usize, context_kept: f64) -> Self {
+        let ctx = model.cfg.context_steps;
+        let keep_steps = ((ctx as f64 * context_kept).round() as usize).min(ctx.saturating_sub(1));
         Self {
             batch,
             cache: model.new_cache(),
             steps: Vec::new(),
             window_start: 0,
             pending_state: None,
+            keep_steps,
         }
     }
 
@@ -65,9 +72,9 @@ impl RlDecoder {
         })
     }
 
-    /// Rebuilds the cache from the last `context_steps / 2` complete steps.
+    /// Rebuilds the cache from the last `keep_steps` complete steps.
     fn reprime(&mut self, model: &RlHeadsModel) -> Result<()> {
-        let keep = model.cfg.context_steps / 2;
+        let keep = self.keep_steps;
         self.window_start = self.steps.len() - keep;
         self.cache.clear();
         if keep > 0 {

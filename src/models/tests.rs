@@ -340,7 +340,12 @@ fn same_seed_same_init_and_dropout() {
 
 #[test]
 fn rl_decoder_matches_full_forward_including_slides() {
-    for layout in [TokenLayout::Sar, TokenLayout::Fused] {
+    // Kept fractions 0.5 (rebuild every other step) and 0.99 (slide by one step each time).
+    for (layout, kept) in [
+        (TokenLayout::Sar, 0.5),
+        (TokenLayout::Fused, 0.5),
+        (TokenLayout::Fused, 0.99),
+    ] {
         for (position, spaces) in [
             (PositionEmbedding::PerToken, discrete_spaces()),
             (PositionEmbedding::PerStep, continuous_spaces()),
@@ -353,7 +358,7 @@ fn rl_decoder_matches_full_forward_including_slides() {
             let b = 2;
             let steps = 11;
             let history = random_rl_batch(&spaces, b, steps, &mut seed::rng(1, "data", &[]));
-            let mut decoder = RlDecoder::new(&model, b);
+            let mut decoder = RlDecoder::new(&model, b, kept);
             let mut slid = false;
             for t in 0..steps {
                 let step = history.narrow_steps(t, 1).unwrap();
