@@ -33,6 +33,7 @@ pub enum EnvConfig {
     FrozenLake(FrozenLakeConfig),
     #[serde(rename = "cartpole")]
     CartPole(CartPoleConfig),
+    LunarLander(LunarLanderConfig),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +74,50 @@ pub struct FrozenLakeConfig {
 #[serde(deny_unknown_fields)]
 pub struct CartPoleConfig {
     pub max_steps: usize,
+}
+
+/// Lunar lander (Gymnasium's `LunarLander-v3`, discrete actions, on rapier2d). Each task draws
+/// gravity, wind, turbulence and the pad's position from its split's ranges, and a terrain;
+/// held-out tasks come from `test`, which must be disjoint from `train` in at least one
+/// parameter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LunarLanderConfig {
+    /// Time limit in steps (Gymnasium: 1000).
+    pub max_steps: usize,
+    /// Episodes of the heuristic controller whose mean return estimates a task's optimum.
+    pub optimum_episodes: usize,
+    pub train: LanderRanges,
+    pub test: LanderRanges,
+}
+
+/// Closed ranges `[low, high]` that a split's tasks are drawn from, uniformly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LanderRanges {
+    /// Vertical gravity in m/s², in [-12, 0) (Gymnasium's default −10).
+    pub gravity: [f64; 2],
+    /// Peak wind force, in [0, 20] (Gymnasium: 15 when wind is on, otherwise 0).
+    pub wind_power: [f64; 2],
+    /// Peak turbulence torque, in [0, 2] (Gymnasium: 1.5 when wind is on).
+    pub turbulence_power: [f64; 2],
+    /// Terrain chunks (2 m each) the pad is moved right of the centre, in [-3, 3].
+    pub pad_offset: [i32; 2],
+}
+
+impl LanderRanges {
+    /// The ranges by name, for checks that treat them alike.
+    fn named(&self) -> [(&'static str, [f64; 2]); 4] {
+        [
+            ("gravity", self.gravity),
+            ("wind_power", self.wind_power),
+            ("turbulence_power", self.turbulence_power),
+            (
+                "pad_offset",
+                [self.pad_offset[0] as f64, self.pad_offset[1] as f64],
+            ),
+        ]
+    }
 }
 
 /// How the task list is formed and divided into train and test tasks.
@@ -205,6 +250,7 @@ impl EnvConfig {
             EnvConfig::Bandit(_) => "bandit",
             EnvConfig::FrozenLake(_) => "frozenlake",
             EnvConfig::CartPole(_) => "cartpole",
+            EnvConfig::LunarLander(_) => "lunar_lander",
         }
     }
 }
@@ -329,6 +375,50 @@ impl TaskConfig {
                 )?;
                 self.require_max_tasks()
             }
+            EnvConfig::LunarLander(c) => {
+                check(
+                    c.max_steps >= 1,
+                    "task.env.max_steps",
+                    c.max_steps,
+                    "at least 1",
+                )?;
+                check(
+                    c.optimum_episodes >= 1,
+                    "task.env.optimum_episodes",
+                    c.optimum_episodes,
+                    "at least 1",
+                )?;
+                for (split, ranges) in [("train", &c.train), ("test", &c.test)] {
+                    let bounds = [(-12.0, 0.0), (0.0, 20.0), (0.0, 2.0), (-3.0, 3.0)];
+                    for ((name, [lo, hi]), (min, max)) in ranges.named().into_iter().zip(bounds) {
+                        let open_top = name == "gravity"; // gravity must stay below 0
+                        let inside =
+                            lo <= hi && lo >= min && if open_top { hi < max } else { hi <= max };
+                        check(
+                            inside,
+                            &format!("task.env.{split}.{name}"),
+                            format!("[{lo}, {hi}]"),
+                            &format!(
+                                "[low, high] with low <= high inside [{min}, {max}{}",
+                                if open_top { ")" } else { "]" }
+                            ),
+                        )?;
+                    }
+                }
+                let disjoint = c
+                    .train
+                    .named()
+                    .into_iter()
+                    .zip(c.test.named())
+                    .any(|((_, a), (_, b))| b[0] > a[1] || b[1] < a[0]);
+                check(
+                    disjoint,
+                    "task.env.test",
+                    "ranges overlapping task.env.train in every parameter",
+                    "held-out ranges disjoint from the training ranges in at least one parameter",
+                )?;
+                self.require_max_tasks()
+            }
         }
     }
 
@@ -347,7 +437,9 @@ impl TaskConfig {
         let env = self.env.kind_name();
         let algo = self.source.algo_name();
         let fits = match (&self.source, &self.env) {
-            (SourceConfig::QLearning(_), EnvConfig::CartPole(_)) => false,
+            (SourceConfig::QLearning(_), EnvConfig::CartPole(_) | EnvConfig::LunarLander(_)) => {
+                false
+            }
             (SourceConfig::QLearning(_) | SourceConfig::Ppo(_), _) => true,
             (SourceConfig::NoiseDistill(_), e) => matches!(
                 e,
@@ -359,7 +451,7 @@ impl TaskConfig {
         };
         if !fits {
             let valid = match &self.env {
-                EnvConfig::CartPole(_) => "ppo",
+                EnvConfig::CartPole(_) | EnvConfig::LunarLander(_) => "ppo",
                 EnvConfig::Bandit(_) => "q_learning, noise_distill, ppo, ucb, thompson",
                 EnvConfig::FrozenLake(_) => "q_learning, ppo",
                 _ => "q_learning, noise_distill, ppo",

@@ -9,10 +9,12 @@ use super::env::cartpole::CartPole;
 use super::env::frozenlake::FrozenLake;
 use super::env::grid::{self, DarkRoom};
 use super::env::key_to_door::KeyToDoor;
+use super::env::lander::{Lander, LanderParams};
 use super::env::{EnvSpec, TaskEnv};
 use crate::seed;
 use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 /// Whether a task is used for training or held out for in-context evaluation.
@@ -51,6 +53,14 @@ pub enum TaskParams {
     FrozenLake,
     #[serde(rename = "cartpole")]
     CartPole,
+    /// What a lander must discover by acting (see [`LanderParams`]).
+    LunarLander {
+        gravity: f32,
+        wind_power: f32,
+        turbulence_power: f32,
+        pad_offset: i8,
+        terrain_seed: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -167,8 +177,49 @@ impl TaskSuite {
                 vec![TaskParams::CartPole; max_tasks],
                 seeded_splits(cfg, max_tasks),
             ),
+            EnvConfig::LunarLander(c) => {
+                // As for bandits, the last n_test tasks are held out, drawn from `test`.
+                let n = max_tasks;
+                let test_from = n - n_test(n, cfg.split.test_fraction);
+                let mut tasks = Vec::with_capacity(n);
+                let mut splits = Vec::with_capacity(n);
+                for i in 0..n {
+                    let split = if i >= test_from {
+                        Split::Test
+                    } else {
+                        Split::Train
+                    };
+                    let ranges = if split == Split::Test {
+                        &c.test
+                    } else {
+                        &c.train
+                    };
+                    let mut rng = seed::rng(cfg.seed, "lander-task", &[i as u64]);
+                    let mut draw = |[lo, hi]: [f64; 2]| {
+                        if hi > lo {
+                            rng.random_range(lo..=hi) as f32
+                        } else {
+                            lo as f32
+                        }
+                    };
+                    let gravity = draw(ranges.gravity);
+                    let wind_power = draw(ranges.wind_power);
+                    let turbulence_power = draw(ranges.turbulence_power);
+                    let [lo, hi] = ranges.pad_offset;
+                    let pad_offset = rng.random_range(lo..=hi) as i8;
+                    tasks.push(TaskParams::LunarLander {
+                        gravity,
+                        wind_power,
+                        turbulence_power,
+                        pad_offset,
+                        terrain_seed: rng.random(),
+                    });
+                    splits.push(split);
+                }
+                (Lander::spec(c.max_steps), tasks, splits)
+            }
         };
-        let optimal = tasks.iter().map(|t| optimal_return(&cfg.env, t)).collect();
+        let optimal = tasks.iter().map(|t| optimal_return(cfg, t)).collect();
         Ok(TaskSuite {
             config: cfg.clone(),
             spec,
@@ -285,12 +336,39 @@ impl TaskSuite {
             (EnvConfig::CartPole(c), TaskParams::CartPole) => {
                 TaskEnv::CartPole(CartPole::new(c.max_steps))
             }
+            (EnvConfig::LunarLander(c), params @ TaskParams::LunarLander { .. }) => {
+                TaskEnv::LunarLander(Box::new(Lander::new(
+                    lander_params(params).expect("a lander task"),
+                    c.max_steps,
+                )))
+            }
             (env, params) => bail!("task {task} ({params:?}) does not belong to env {env:?}"),
         })
     }
 }
 
-fn optimal_return(env: &EnvConfig, task: &TaskParams) -> f32 {
+/// The physics parameters of a lander task.
+fn lander_params(task: &TaskParams) -> Option<LanderParams> {
+    match *task {
+        TaskParams::LunarLander {
+            gravity,
+            wind_power,
+            turbulence_power,
+            pad_offset,
+            terrain_seed,
+        } => Some(LanderParams {
+            gravity,
+            wind_power,
+            turbulence_power,
+            pad_offset: pad_offset.into(),
+            terrain_seed,
+        }),
+        _ => None,
+    }
+}
+
+fn optimal_return(cfg: &TaskConfig, task: &TaskParams) -> f32 {
+    let env = &cfg.env;
     match (env, task) {
         (EnvConfig::Darkroom(c), TaskParams::Darkroom { goal }) => {
             DarkRoom::optimal_return(c.size, c.episode_len, c.sparse, (goal[0], goal[1]))
@@ -303,6 +381,16 @@ fn optimal_return(env: &EnvConfig, task: &TaskParams) -> f32 {
             FrozenLake::optimal_return(c.slippery, c.max_steps)
         }
         (EnvConfig::CartPole(c), TaskParams::CartPole) => CartPole::optimal_return(c.max_steps),
+        (EnvConfig::LunarLander(c), TaskParams::LunarLander { terrain_seed, .. }) => {
+            // The heuristic knows where the pad is, so its return is a strong-controller
+            // estimate of the optimum (not an upper bound).
+            Lander::heuristic_return(
+                lander_params(task).expect("a lander task"),
+                c.max_steps,
+                c.optimum_episodes,
+                seed::derive_seed(cfg.seed, "lander-optimum", &[*terrain_seed]),
+            )
+        }
         _ => 0.0,
     }
 }

@@ -51,7 +51,8 @@ fn every_task_yaml_parses_validates_and_names_itself_after_its_file() {
             "darkroom_hard",
             "darkroom_noise_distill",
             "frozenlake",
-            "key_to_door"
+            "key_to_door",
+            "lunar_lander"
         ]
     );
 }
@@ -296,7 +297,13 @@ fn corrupt_cache_files_are_named_in_the_error() {
 
 #[test]
 fn recorded_steps_are_consistent_for_every_family() {
-    for name in ["darkroom_hard", "key_to_door", "bandit", "frozenlake"] {
+    for name in [
+        "darkroom_hard",
+        "key_to_door",
+        "bandit",
+        "frozenlake",
+        "lunar_lander",
+    ] {
         let mut cfg = conf(name);
         cfg.histories.episodes = 20;
         let suite = TaskSuite::from_config(&cfg).unwrap();
@@ -310,8 +317,91 @@ fn recorded_steps_are_consistent_for_every_family() {
             h.logprobs.iter().all(|&l| l <= 0.0 && l.is_finite()),
             "{name}"
         );
-        assert!(h.rewards.iter().sum::<f32>() == h.episode_returns.iter().sum::<f32>());
+        let steps: f32 = h.rewards.iter().sum();
+        let returns: f32 = h.episode_returns.iter().sum();
+        assert!(
+            (steps - returns).abs() <= 1e-3 * returns.abs().max(1.0),
+            "{name}"
+        );
     }
+}
+
+#[test]
+fn lander_tasks_come_from_their_splits_ranges_with_a_heuristic_optimum() {
+    let cfg = conf("lunar_lander");
+    let suite = TaskSuite::from_config(&cfg).unwrap();
+    let EnvConfig::LunarLander(env) = &cfg.env else {
+        panic!("lunar_lander is a lander config")
+    };
+    assert_eq!(suite.len(), 16);
+    assert_eq!(suite.test_tasks(), [12, 13, 14, 15]);
+    for (i, task) in suite.tasks().iter().enumerate() {
+        let ranges = match suite.split(i).unwrap() {
+            Split::Train => &env.train,
+            Split::Test => &env.test,
+        };
+        let TaskParams::LunarLander {
+            gravity,
+            pad_offset,
+            ..
+        } = *task
+        else {
+            panic!("task {i}: {task:?}")
+        };
+        let within = |v: f64, [lo, hi]: [f64; 2]| lo <= v && v <= hi;
+        assert!(within(gravity.into(), ranges.gravity), "task {i}: {task:?}");
+        let [lo, hi] = ranges.pad_offset;
+        assert!((lo..=hi).contains(&i32::from(pad_offset)), "task {i}");
+        // The heuristic lands on the easier training tasks; the optimum is what it scores.
+        let optimum = suite.optimal_return(i).unwrap();
+        assert!(
+            optimum.is_finite() && optimum > -100.0,
+            "task {i}: {optimum}"
+        );
+    }
+    // Same config, same tasks and optima; another seed, other tasks.
+    let again = TaskSuite::from_config(&cfg).unwrap();
+    assert_eq!(again.tasks(), suite.tasks());
+    assert_eq!(again.optimal_returns(), suite.optimal_returns());
+    let mut other = cfg.clone();
+    other.seed = 1;
+    assert_ne!(
+        TaskSuite::from_config(&other).unwrap().tasks(),
+        suite.tasks()
+    );
+}
+
+#[test]
+fn lander_ranges_are_checked_and_must_hold_the_test_tasks_apart() {
+    let lander = |edit: &dyn Fn(&mut config::LunarLanderConfig)| {
+        let mut cfg = conf("lunar_lander");
+        let EnvConfig::LunarLander(env) = &mut cfg.env else {
+            unreachable!()
+        };
+        edit(env);
+        format!("{:#}", cfg.validate().unwrap_err())
+    };
+    let err = lander(&|e| e.test = e.train.clone());
+    assert!(
+        err.contains("task.env.test") && err.contains("disjoint"),
+        "{err}"
+    );
+    let err = lander(&|e| e.train.gravity = [-5.0, -13.0]);
+    assert!(err.contains("task.env.train.gravity"), "{err}");
+    let err = lander(&|e| e.test.gravity = [-3.0, 0.0]);
+    assert!(err.contains("task.env.test.gravity"), "{err}");
+    let err = lander(&|e| e.test.pad_offset = [2, 4]);
+    assert!(err.contains("task.env.test.pad_offset"), "{err}");
+    let err = lander(&|e| e.optimum_episodes = 0);
+    assert!(err.contains("task.env.optimum_episodes"), "{err}");
+
+    let mut cfg = conf("lunar_lander");
+    cfg.source = conf("darkroom").source;
+    let err = format!("{:#}", cfg.validate().unwrap_err());
+    assert!(
+        err.contains("task.source.algo") && err.contains("lunar_lander"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -375,4 +465,21 @@ fn environments_work_as_trait_objects_with_identical_results() {
     let via_enum = source::run_episodes(&mut concrete, &mut algo, 0, length, &mut er, &mut sr);
     assert_eq!(via_dyn, via_enum);
     assert!(via_dyn.len() > 30);
+}
+
+#[test]
+fn ppo_histories_on_the_lander_rise_from_random_level() {
+    // AD needs the source to improve within a history: from crashing (about −200) toward
+    // landing. One training task, 300 episodes (a few seconds).
+    let mut cfg = conf("lunar_lander");
+    cfg.histories.episodes = 300;
+    let suite = TaskSuite::from_config(&cfg).unwrap();
+    let h = source::run_source(&cfg, &suite, 0, 0, 300).unwrap();
+    let mean = |r: &[f32]| r.iter().sum::<f32>() / r.len() as f32;
+    let (first, last) = (
+        mean(&h.episode_returns[..50]),
+        mean(&h.episode_returns[250..]),
+    );
+    assert!(first < -120.0, "first 50 episodes: {first}");
+    assert!(last > first + 80.0, "first 50: {first}, last 50: {last}");
 }

@@ -8,6 +8,7 @@ pub mod cartpole;
 pub mod frozenlake;
 pub mod grid;
 pub mod key_to_door;
+pub mod lander;
 
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -118,13 +119,14 @@ pub(crate) fn grid_coords(size: usize, with_key: bool) -> Vec<Vec<i32>> {
 }
 
 /// One task's environment, whatever its family.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum TaskEnv {
     Grid(grid::DarkRoom),
     KeyToDoor(key_to_door::KeyToDoor),
     Bandit(bandit::Bandit),
     FrozenLake(frozenlake::FrozenLake),
     CartPole(cartpole::CartPole),
+    LunarLander(Box<lander::Lander>),
 }
 
 macro_rules! dispatch {
@@ -135,6 +137,7 @@ macro_rules! dispatch {
             TaskEnv::Bandit($e) => $body,
             TaskEnv::FrozenLake($e) => $body,
             TaskEnv::CartPole($e) => $body,
+            TaskEnv::LunarLander($e) => $body,
         }
     };
 }
