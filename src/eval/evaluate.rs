@@ -66,7 +66,11 @@ pub fn evaluate_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
                 .load_weights(&weights)
                 .with_context(|| format!("loading {}", weights.display()))?;
             evaluate_policy(&suite, eval, cfg.seed, |rows| {
-                Ok(Box::new(RlHeadsPolicy::new(&model, rows, eval.context_kept)))
+                Ok(Box::new(RlHeadsPolicy::new(
+                    &model,
+                    rows,
+                    eval.context_kept,
+                )))
             })?
         }
         ModelConfig::CausalLm(m) => {
