@@ -150,3 +150,55 @@ fn every_shipped_experiment_composes_and_validates() {
         assert!(yaml.contains("eval:"), "{name}: {yaml}");
     }
 }
+
+#[test]
+fn both_learners_train_and_act_on_the_lunar_lander() {
+    // The continuous-state, continuous-reward family end to end: PPO histories, an RL-heads
+    // model and a causal LM reading coordinates, each evaluated in context.
+    let s = Scratch::new();
+    let lander = [
+        "task=lunar_lander",
+        "task.histories.episodes=8",
+        "task.split.max_tasks=4",
+        "train.steps=4",
+        "train.eval_every=4",
+        "model.d_model=16",
+        "model.n_layers=1",
+        "model.n_heads=2",
+        "model.d_ff=32",
+        "eval.episodes=2",
+        "eval.tasks=1",
+        "eval.train_tasks=1",
+        "eval.summary_k=1",
+    ];
+    for (model, kind) in [
+        (vec!["model=rl_heads"], "lunar_lander-rl_heads"),
+        (
+            vec![
+                "model=causal_lm",
+                "format=coords",
+                "model.context_tokens=512",
+            ],
+            "lunar_lander-causal_lm",
+        ),
+    ] {
+        let args: Vec<&str> = lander.iter().copied().chain(model).collect();
+        stdout_of(s.adlab_with_paths("run", &args));
+        let dir = &s.run_dirs(kind)[0];
+        let summary = read_json(&dir.join("summary.json"));
+        let test = &summary["splits"]["test"]["policies"];
+        for policy in ["model", "source", "random", "optimal"] {
+            let r = test[policy]["last_k_return"].as_f64();
+            assert!(r.is_some_and(f64::is_finite), "{kind} {policy}: {summary}");
+        }
+        // The optimum is the heuristic controller's estimate: far above random play.
+        let (opt, random) = (
+            test["optimal"]["last_k_return"].as_f64().unwrap(),
+            test["random"]["last_k_return"].as_f64().unwrap(),
+        );
+        assert!(
+            opt > random + 50.0,
+            "{kind}: optimal {opt}, random {random}"
+        );
+    }
+}
