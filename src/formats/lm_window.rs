@@ -15,8 +15,8 @@
 use super::corpus::{step_texts, StepText};
 use super::language::LanguageFormat;
 use super::starts::{StartTable, WindowStart};
-use super::tokenizer::TextTokenizer;
 use crate::tasks::{LearningHistory, Split};
+use crate::tokenizer::TextTokenizer;
 use anyhow::{bail, Result};
 use rand::Rng;
 use std::collections::HashMap;

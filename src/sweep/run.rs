@@ -72,7 +72,7 @@ pub fn run_sweep(req: SweepRequest<'_>) -> Result<Option<SweepOutcome>> {
         println!(
             "sweep `{}`: {}, launcher {}",
             req.name,
-            crate::app::plural(expanded.len(), "job"),
+            crate::logging::plural(expanded.len(), "job"),
             launcher.name()
         );
         if let Some(d) = &req.spec.description {
@@ -132,7 +132,7 @@ pub fn resume_sweep(sweep_dir: &Path, fail_fast: bool) -> Result<SweepOutcome> {
             }),
             // Its process still runs it (an orphan of a killed sweep, or another resume):
             // starting it again would put two writers on one run.
-            Some(m) => match crate::resume::alive_reason(&job.run_dir, &m) {
+            Some(m) => match crate::pipeline::resume::alive_reason(&job.run_dir, &m) {
                 Some(why) => alive.push(JobResult {
                     index: job.index,
                     status: RunStatus::Running,
@@ -158,7 +158,7 @@ pub fn resume_sweep(sweep_dir: &Path, fail_fast: bool) -> Result<SweepOutcome> {
     tracing::info!(
         "resuming {}: {} completed, {} still running elsewhere, {} to run",
         sweep_dir.display(),
-        crate::app::plural(done.len(), "job"),
+        crate::logging::plural(done.len(), "job"),
         alive.len(),
         todo.len()
     );
@@ -258,7 +258,7 @@ fn launch(
             let array = crate::launch::slurm::submit(cfg, jobs, sweep_dir, &cmd)?;
             eprintln!(
                 "submitted {} as SLURM job array {}",
-                crate::app::plural(jobs.len(), "job"),
+                crate::logging::plural(jobs.len(), "job"),
                 array.array_id
             );
             if !cfg.wait {

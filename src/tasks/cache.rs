@@ -9,6 +9,8 @@
 //! building twice or interleaving. Nothing time- or host-dependent is written, so the same
 //! config produces the same bytes.
 
+pub mod check;
+
 use super::config::TaskConfig;
 use super::env::{EnvSpec, RewardKind};
 use super::generate::generate;
@@ -92,7 +94,7 @@ pub fn cache_dir(cfg: &TaskConfig, data_root: &Path) -> Result<PathBuf> {
 pub fn ensure(cfg: &TaskConfig, data_root: &Path, progress: bool) -> Result<CacheInfo> {
     let suite = TaskSuite::from_config(cfg)?;
     let dir = cache_dir(cfg, data_root)?;
-    if let Some(info) = super::cache_check::complete_without_lock(cfg, &dir) {
+    if let Some(info) = check::complete_without_lock(cfg, &dir) {
         return Ok(info);
     }
     std::fs::create_dir_all(data_root)
@@ -367,7 +369,7 @@ pub fn load(dir: &Path) -> Result<Dataset> {
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let histories = decode(&bytes, &meta)
         .with_context(|| format!("invalid history file {}", path.display()))?;
-    super::cache_check::check(dir, &meta, &histories)?;
+    check::check(dir, &meta, &histories)?;
     Ok(Dataset { meta, histories })
 }
 

@@ -4,6 +4,7 @@
 //! greedily decoded reward text parses to the logged reward within the format's precision).
 
 use super::trainer::{mean_over_batches, BatchMetrics, Learner};
+use crate::formats::config::bpe_cache_dir;
 use crate::formats::config::LanguageFormatConfig;
 use crate::formats::config::RlhfTextFormatConfig;
 use crate::formats::corpus::bpe_corpus;
@@ -12,11 +13,11 @@ use crate::formats::language::LanguageFormat;
 use crate::formats::lm_window::{LmWindowBatch, LmWindows};
 use crate::formats::rlhf_text::RlhfTextFormat;
 use crate::formats::starts::WindowStart;
-use crate::formats::tokenizer::{bpe_cache_dir, bpe_cache_dir_for, TextTokenizer};
 use crate::models::{CausalLm, CausalLmConfig, ParamSet};
 use crate::rlhf::RlhfRun;
 use crate::tasks::Split;
 use crate::tasks::{EnvSpec, LearningHistory};
+use crate::tokenizer::{bpe_cache_dir_for, TextTokenizer};
 use anyhow::Result;
 use candle_core::{Device, Tensor, D};
 use rand_chacha::ChaCha8Rng;
@@ -58,7 +59,7 @@ impl LmLearner {
         let model = CausalLm::new(
             model_cfg,
             tokenizer.vocab_size(),
-            crate::seed::rng(seed, "model-init", &[]),
+            crate::seed::rng(seed, crate::runs::layout::MODEL_INIT_SEED, &[]),
         )?;
         tracing::info!(
             "language format `{}`: vocabulary {} tokens, {} distinct step texts",
@@ -128,7 +129,7 @@ impl LmLearner {
         let model = CausalLm::new(
             model_cfg,
             tokenizer.vocab_size(),
-            crate::seed::rng(seed, "model-init", &[]),
+            crate::seed::rng(seed, crate::runs::layout::MODEL_INIT_SEED, &[]),
         )?;
         tracing::info!(
             "RLHF text format `{}`: vocabulary {} tokens, {} rollouts",
@@ -257,9 +258,12 @@ impl Learner for LmLearner {
     /// `config.json` makes the checkpoint a loadable Hugging Face GPT-2; `tokenizer.json`
     /// (for BPE and file tokenizers) goes with it.
     fn checkpoint_extras(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        let mut out = vec![("config.json", self.model.hf_config_json()?)];
+        let mut out = vec![(
+            crate::runs::layout::MODEL_CONFIG,
+            self.model.hf_config_json()?,
+        )];
         if let Some(json) = self.tokenizer.to_json()? {
-            out.push(("tokenizer.json", json));
+            out.push((crate::runs::layout::TOKENIZER_FILE, json));
         }
         Ok(out)
     }

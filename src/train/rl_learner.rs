@@ -4,54 +4,13 @@
 use super::trainer::{BatchMetrics, Learner};
 use crate::formats::starts::WindowStart;
 use crate::formats::window::{RlWindowBatch, RlWindows};
-use crate::models::{self, ParamSet, RlBatch, RlHeadsConfig, RlHeadsModel, RlSpaces};
-use crate::tasks::{EnvSpec, LearningHistory, RewardKind, Split};
+use crate::models::spaces::spaces_of;
+use crate::models::{self, ParamSet, RlBatch, RlHeadsConfig, RlHeadsModel};
+use crate::tasks::{EnvSpec, LearningHistory, Split};
 use anyhow::Result;
 use candle_core::{Device, Tensor};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
-
-/// The model's spaces, read off the task's environment description.
-pub fn spaces_of(spec: &EnvSpec) -> RlSpaces {
-    RlSpaces {
-        states: match &spec.state {
-            crate::tasks::StateSpace::Discrete { n_states, .. } => {
-                models::StateSpace::Discrete { n: *n_states }
-            }
-            crate::tasks::StateSpace::Continuous { feature_names } => {
-                models::StateSpace::Continuous {
-                    dim: feature_names.len(),
-                }
-            }
-        },
-        state_coords: match &spec.state {
-            crate::tasks::StateSpace::Discrete { coords, .. } => shifted_coords(coords),
-            crate::tasks::StateSpace::Continuous { .. } => None,
-        },
-        n_actions: spec.n_actions(),
-        rewards: match &spec.reward {
-            RewardKind::Discrete { values } => models::RewardSpace::Classes(values.clone()),
-            RewardKind::Continuous => models::RewardSpace::Continuous,
-        },
-    }
-}
-
-/// Coordinates made non-negative (each shifted by its minimum); `None` without coordinates.
-fn shifted_coords(coords: &[Vec<i32>]) -> Option<Vec<Vec<u32>>> {
-    let k = coords.first().map_or(0, Vec::len);
-    if k == 0 || coords.iter().any(|c| c.len() != k) {
-        return None;
-    }
-    let min: Vec<i32> = (0..k)
-        .map(|j| coords.iter().map(|c| c[j]).min().unwrap_or(0))
-        .collect();
-    Some(
-        coords
-            .iter()
-            .map(|c| c.iter().zip(&min).map(|(&v, &m)| (v - m) as u32).collect())
-            .collect(),
-    )
-}
 
 /// Converts host windows into the model's batch on `device`.
 pub fn to_model_batch(w: &RlWindowBatch, device: &Device) -> Result<RlBatch> {
@@ -105,7 +64,7 @@ impl<'a> RlLearner<'a> {
         let model = RlHeadsModel::new(
             cfg,
             &spaces_of(spec),
-            crate::seed::rng(seed, "model-init", &[]),
+            crate::seed::rng(seed, crate::runs::layout::MODEL_INIT_SEED, &[]),
         )?;
         let windows = RlWindows::new(spec, histories, cfg.context_steps)?
             .with_min_context(cfg.min_context)?;

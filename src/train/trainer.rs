@@ -4,14 +4,14 @@
 //! What a batch *is* belongs to a [`Learner`]; this loop only sees losses and numbers.
 
 use super::checkpoint;
-use super::clip::clip_global_norm;
+use super::config::TrainConfig;
 use super::guard::ensure_finite;
 use super::metrics_log::{MetricsLog, MetricsRow};
-use super::optim::{AdamW, Gradients};
-use super::schedule::LrSchedule;
 use crate::models::ParamSet;
+use crate::optim::clip::clip_global_norm;
+use crate::optim::schedule::LrSchedule;
+use crate::optim::{AdamW, Gradients, OptimizerConfig};
 use crate::runs::RunDir;
-use crate::schema::AdlabConfig;
 use crate::tasks::Split;
 use anyhow::{Context, Result};
 use candle_core::Tensor;
@@ -142,20 +142,22 @@ pub struct TrainOutcome {
 const DATA_RNG: &str = "data";
 const DROPOUT_RNG: &str = "dropout";
 
-/// Trains `learner` as `cfg.train` says, writing metrics and checkpoints into `dir`.
+/// Trains `learner` as `t` says, with `opt`'s optimizer and the run's `seed`, writing metrics
+/// and checkpoints into `dir`.
 /// With `resume`, continues from `dir`'s checkpoint when there is one.
 pub fn train(
     learner: &mut dyn Learner,
-    cfg: &AdlabConfig,
+    t: &TrainConfig,
+    opt: &OptimizerConfig,
+    seed: u64,
     dir: &RunDir,
     resume: bool,
 ) -> Result<TrainOutcome> {
-    let t = &cfg.train;
     let params = learner.params();
-    let mut optimizer = AdamW::new(&cfg.optimizer, &params)?;
-    let schedule = LrSchedule::new(&cfg.optimizer, t.steps);
-    let mut data_rng = crate::seed::rng(cfg.seed, "train-batches", &[]);
-    let mut dropout_rng = crate::seed::rng(cfg.seed, "train-dropout", &[]);
+    let mut optimizer = AdamW::new(opt, &params)?;
+    let schedule = LrSchedule::new(opt, t.steps);
+    let mut data_rng = crate::seed::rng(seed, "train-batches", &[]);
+    let mut dropout_rng = crate::seed::rng(seed, "train-dropout", &[]);
     let ckpt_dir = dir.checkpoint_dir();
 
     let mut start = 0u64;
@@ -237,7 +239,7 @@ pub fn train(
         if t.grad_accum > 1 {
             grads.scale(1.0 / t.grad_accum as f32);
         }
-        let grad_norm = clip_global_norm(&mut grads, cfg.optimizer.grad_clip);
+        let grad_norm = clip_global_norm(&mut grads, opt.grad_clip);
         ensure_finite("gradient norm", grad_norm, step)?;
         optimizer.step(&params, &grads, lr)?;
         bar.inc(1);
@@ -300,10 +302,10 @@ pub fn train(
 
 /// Whether `dir` holds a checkpoint (or the `.old` copy a crash mid-swap leaves).
 pub fn has_checkpoint(dir: &std::path::Path) -> bool {
-    dir.join("state.json").is_file()
+    dir.join(crate::runs::layout::TRAINER_STATE).is_file()
         || dir
             .with_file_name("checkpoint.old")
-            .join("state.json")
+            .join(crate::runs::layout::TRAINER_STATE)
             .is_file()
 }
 

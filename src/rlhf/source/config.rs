@@ -26,7 +26,7 @@ pub struct SentimentRlhfConfig {
     /// Number of source PPO runs (learning histories).
     pub runs: usize,
     /// Which runs are held out for evaluation.
-    pub split: crate::rlhf::task::RunSplitConfig,
+    pub split: crate::rlhf::rollout::RunSplitConfig,
     /// Per-run random search over PPO hyperparameters: `key: {uniform|log_uniform: [lo, hi]}`
     /// or `key: {choice: [...]}`; keys are names of `ppo` fields (see [`SEARCHABLE`]).
     #[serde(default)]

@@ -30,8 +30,8 @@ pub use config::SentimentRlhfConfig;
 pub use reward::{build_reward, RewardModel};
 pub use story::{prompts, Grammar};
 
-use crate::formats::tokenizer::TextTokenizer;
 use crate::rlhf::RlhfRun;
+use crate::tokenizer::TextTokenizer;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
