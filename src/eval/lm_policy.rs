@@ -294,17 +294,7 @@ impl InContextPolicy for LmPolicy<'_> {
                 row.steps_tokens -= old.len();
             }
             row.pending = rest;
-            row.pos = if done {
-                StepPosition {
-                    step: 0,
-                    episode: row.pos.episode + 1,
-                }
-            } else {
-                StepPosition {
-                    step: row.pos.step + 1,
-                    episode: row.pos.episode,
-                }
-            };
+            row.pos = row.pos.after(done);
         }
         Ok(())
     }
@@ -409,17 +399,7 @@ mod tests {
                 self.format
                     .render_step(text, StateRef::Id(*state), a, rew, *pos, done)?;
                 bounds.push(text.len());
-                *pos = if done {
-                    StepPosition {
-                        step: 0,
-                        episode: pos.episode + 1,
-                    }
-                } else {
-                    StepPosition {
-                        step: pos.step + 1,
-                        ..*pos
-                    }
-                };
+                *pos = pos.after(done);
             }
             self.inner.observe_outcome(outcome)
         }

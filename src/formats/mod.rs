@@ -21,6 +21,7 @@ pub mod parse;
 pub mod rlhf_text;
 pub mod starts;
 pub mod window;
+pub mod windows;
 
 /// The tokenizer sits below formats (the RLHF sources and logs use it too); re-exported under
 /// its old path.
@@ -34,6 +35,7 @@ pub use parse::{parse_history, ParsedStep};
 pub use starts::{StartTable, WindowStart};
 pub use tokenizer::TextTokenizer;
 pub use window::{RlWindowBatch, RlWindows};
+pub use windows::Windows;
 
 #[cfg(test)]
 pub(crate) mod testdata;

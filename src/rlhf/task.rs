@@ -36,6 +36,7 @@ pub struct TrlxLogsTask {
 
 impl TrlxLogsTask {
     pub fn validate(&self) -> Result<()> {
+        crate::tasks::config::check_name(&self.name)?;
         if self.path.is_none() {
             bail!("`task.path` is not set: trlx_logs reads TRLx logs from it (task.path=DIR)");
         }

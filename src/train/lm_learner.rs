@@ -3,7 +3,7 @@
 //! token of the logged action is the argmax under teacher forcing) and reward accuracy (the
 //! greedily decoded reward text parses to the logged reward within the format's precision).
 
-use super::trainer::{mean_over_batches, BatchMetrics, Learner};
+use super::trainer::{BatchLoss, BatchMetrics, ValidationStarts, WindowLearner};
 use crate::formats::config::bpe_cache_dir;
 use crate::formats::config::LanguageFormatConfig;
 use crate::formats::config::RlhfTextFormatConfig;
@@ -12,7 +12,7 @@ use crate::formats::fields::RewardText;
 use crate::formats::language::LanguageFormat;
 use crate::formats::lm_window::{LmWindowBatch, LmWindows};
 use crate::formats::rlhf_text::RlhfTextFormat;
-use crate::formats::starts::WindowStart;
+use crate::formats::Windows;
 use crate::models::{CausalLm, CausalLmConfig, ParamSet};
 use crate::rlhf::RlhfRun;
 use crate::tasks::Split;
@@ -21,7 +21,6 @@ use crate::tokenizer::{bpe_cache_dir_for, TextTokenizer};
 use anyhow::Result;
 use candle_core::{Device, Tensor, D};
 use rand_chacha::ChaCha8Rng;
-use std::collections::HashMap;
 use std::path::Path;
 
 /// Steps of the training split the BPE tokenizer is trained on (evenly subsampled).
@@ -36,7 +35,7 @@ pub struct LmLearner {
     pub tokenizer: TextTokenizer,
     windows: LmWindows,
     device: Device,
-    validation: HashMap<Split, Vec<WindowStart>>,
+    validation: ValidationStarts,
 }
 
 impl LmLearner {
@@ -74,7 +73,7 @@ impl LmLearner {
             tokenizer,
             windows,
             device: device.clone(),
-            validation: HashMap::new(),
+            validation: ValidationStarts::default(),
         })
     }
 
@@ -144,7 +143,7 @@ impl LmLearner {
             tokenizer,
             windows,
             device: device.clone(),
-            validation: HashMap::new(),
+            validation: ValidationStarts::default(),
         })
     }
 
@@ -174,13 +173,13 @@ impl LmLearner {
         }
         Ok(out)
     }
+}
+
+impl WindowLearner for LmLearner {
+    type Windows = LmWindows;
 
     /// Loss and metrics of a window batch; `dropout_rng = None` is evaluation mode.
-    fn evaluate(
-        &self,
-        w: &LmWindowBatch,
-        dropout_rng: Option<&mut ChaCha8Rng>,
-    ) -> Result<(Tensor, BatchMetrics)> {
+    fn evaluate(&self, w: &LmWindowBatch, dropout_rng: Option<&mut ChaCha8Rng>) -> BatchLoss {
         let shape = (w.batch, w.seq_len);
         let ids = Tensor::from_slice(&w.input_ids, shape, &self.device)?;
         let targets = Tensor::from_slice(&w.targets, shape, &self.device)?;
@@ -219,40 +218,13 @@ impl LmLearner {
         };
         Ok((loss.loss, metrics))
     }
-}
 
-impl Learner for LmLearner {
     fn params(&self) -> ParamSet {
         self.model.params()
     }
 
-    fn train_batch(
-        &mut self,
-        size: usize,
-        data_rng: &mut ChaCha8Rng,
-        dropout_rng: &mut ChaCha8Rng,
-    ) -> Result<(Tensor, BatchMetrics)> {
-        let w = self.windows.sample_train(data_rng, size)?;
-        self.evaluate(&w, Some(dropout_rng))
-    }
-
-    fn validate(
-        &mut self,
-        split: Split,
-        max_batches: usize,
-        batch_size: usize,
-    ) -> Result<Option<BatchMetrics>> {
-        let windows = &self.windows;
-        super::trainer::ensure_starts(
-            &mut self.validation,
-            split,
-            max_batches * batch_size,
-            |split, n| windows.validation_starts(split, n),
-        )?;
-        let starts = &self.validation[&split];
-        mean_over_batches(starts, batch_size, |chunk| {
-            Ok(self.evaluate(&self.windows.batch(chunk), None)?.1)
-        })
+    fn windows(&self) -> (&Self::Windows, &ValidationStarts) {
+        (&self.windows, &self.validation)
     }
 
     /// `config.json` makes the checkpoint a loadable Hugging Face GPT-2; `tokenizer.json`

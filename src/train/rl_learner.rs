@@ -1,16 +1,14 @@
 //! The RL-heads model learning RL-format windows: turns [`RlWindowBatch`]es into the model's
 //! tensors and its losses into [`BatchMetrics`].
 
-use super::trainer::{BatchMetrics, Learner};
-use crate::formats::starts::WindowStart;
+use super::trainer::{BatchLoss, BatchMetrics, ValidationStarts, WindowLearner};
 use crate::formats::window::{RlWindowBatch, RlWindows};
 use crate::models::spaces::spaces_of;
 use crate::models::{self, ParamSet, RlBatch, RlHeadsConfig, RlHeadsModel};
-use crate::tasks::{EnvSpec, LearningHistory, Split};
+use crate::tasks::{EnvSpec, LearningHistory};
 use anyhow::Result;
 use candle_core::{Device, Tensor};
 use rand_chacha::ChaCha8Rng;
-use std::collections::HashMap;
 
 /// Converts host windows into the model's batch on `device`.
 pub fn to_model_batch(w: &RlWindowBatch, device: &Device) -> Result<RlBatch> {
@@ -50,7 +48,7 @@ pub struct RlLearner<'a> {
     pub model: RlHeadsModel,
     windows: RlWindows<'a>,
     device: Device,
-    validation: HashMap<Split, Vec<WindowStart>>,
+    validation: ValidationStarts,
 }
 
 impl<'a> RlLearner<'a> {
@@ -72,59 +70,28 @@ impl<'a> RlLearner<'a> {
             model,
             windows,
             device: device.clone(),
-            validation: HashMap::new(),
+            validation: ValidationStarts::default(),
         })
     }
+}
+
+impl<'a> WindowLearner for RlLearner<'a> {
+    type Windows = RlWindows<'a>;
 
     /// Loss and metrics of a window batch; `dropout_rng = None` is evaluation mode.
-    fn evaluate(
-        &self,
-        w: &RlWindowBatch,
-        dropout_rng: Option<&mut ChaCha8Rng>,
-    ) -> Result<(Tensor, BatchMetrics)> {
+    fn evaluate(&self, w: &RlWindowBatch, dropout_rng: Option<&mut ChaCha8Rng>) -> BatchLoss {
         let batch = to_model_batch(w, &self.device)?;
         let out = self.model.forward(&batch, dropout_rng)?;
         let loss = self.model.loss(&out, &batch)?;
         let tokens = w.batch * w.steps * self.model.tokens_per_step();
         Ok((loss.total, metrics_of(&loss.metrics, tokens)))
     }
-}
 
-impl Learner for RlLearner<'_> {
     fn params(&self) -> ParamSet {
         self.model.params()
     }
 
-    fn train_batch(
-        &mut self,
-        size: usize,
-        data_rng: &mut ChaCha8Rng,
-        dropout_rng: &mut ChaCha8Rng,
-    ) -> Result<(Tensor, BatchMetrics)> {
-        let w = self.windows.sample_train(data_rng, size)?;
-        self.evaluate(&w, Some(dropout_rng))
-    }
-
-    fn validate(
-        &mut self,
-        split: Split,
-        max_batches: usize,
-        batch_size: usize,
-    ) -> Result<Option<BatchMetrics>> {
-        let windows = &self.windows;
-        super::trainer::ensure_starts(
-            &mut self.validation,
-            split,
-            max_batches * batch_size,
-            |split, n| windows.validation_starts(split, n),
-        )?;
-        let starts = &self.validation[&split];
-        super::trainer::mean_over_batches(starts, batch_size, |chunk| {
-            Ok(self.evaluate(&self.windows.batch(chunk), None)?.1)
-        })
-    }
-
-    fn checkpoint_extras(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        Ok(Vec::new())
+    fn windows(&self) -> (&Self::Windows, &ValidationStarts) {
+        (&self.windows, &self.validation)
     }
 }
