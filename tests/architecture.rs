@@ -54,6 +54,11 @@ const BOUNDARIES: &[(&str, &[&str], &str)] = &[
         "a sweep knows configs, jobs and launchers, never a stage of a run",
     ),
     (
+        "sweep",
+        &["launch::local", "launch::slurm"],
+        "a sweep sees launchers only through the `Launcher` trait",
+    ),
+    (
         "config",
         &["schema", "tasks", "models", "formats", "train", "eval"],
         "composition knows nothing of what keys mean",
@@ -480,11 +485,23 @@ fn check(files: &[SourceFile], lib: &str) -> Vec<String> {
                 if by_module.keys().all(|m| &m[0] != target) && layer_of(target).is_none() {
                     continue; // not a module of this crate (e.g. a macro's `crate::` of a dep)
                 }
+                let shown = format!("crate::{}", abs.join("::"));
+                for (m, banned, why) in BOUNDARIES {
+                    let crosses = banned.iter().any(|b| {
+                        let segs: Vec<&str> = b.split("::").collect();
+                        abs.len() >= segs.len() && abs.iter().zip(&segs).all(|(a, s)| a == s)
+                    });
+                    if *m == top && crosses && reported.insert(format!("{m}:{why}")) {
+                        violations.push(format!(
+                            "src/{}: `{shown}` crosses a boundary: {why}",
+                            f.rel
+                        ));
+                    }
+                }
                 if !reported.insert(target.clone()) {
                     continue;
                 }
                 let (from, to) = (layer_of(top), layer_of(target));
-                let shown = format!("crate::{}", abs.join("::"));
                 match (from, to) {
                     (Some(a), Some(b)) if b < a => {}
                     (Some(a), Some(b)) => violations.push(format!(
@@ -494,14 +511,6 @@ fn check(files: &[SourceFile], lib: &str) -> Vec<String> {
                         if a == b { "sideways in" } else { "up" },
                     )),
                     _ => {} // an unplaced module is reported once, above
-                }
-                for (m, banned, why) in BOUNDARIES {
-                    if *m == top && banned.contains(&target.as_str()) {
-                        violations.push(format!(
-                            "src/{}: `{shown}` crosses a boundary: {why}",
-                            f.rel
-                        ));
-                    }
                 }
             } else {
                 // The longest prefix that is a file of this crate is the file used.
