@@ -16,9 +16,9 @@ use adlab::models::{
     set_compute_threads, Activation, CausalLm, CausalLmConfig, RewardInput, RewardSpace, RlBatch,
     RlHeadsConfig, RlHeadsModel, RlSpaces, StateInput, StateSpace,
 };
+use adlab::optim::clip::clip_global_norm;
+use adlab::optim::{AdamW, Gradients, OptimizerConfig, ScheduleKind};
 use adlab::seed;
-use adlab::train::clip::clip_global_norm;
-use adlab::train::optim::{AdamW, Gradients, OptimizerConfig, ScheduleKind};
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use rand::Rng;

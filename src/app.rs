@@ -2,9 +2,10 @@
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, ComposeOptions, ConfigRepo};
-use crate::job::{self, RunLocation};
+use crate::logging::plural;
 use crate::logging::RunLogSlot;
-use crate::resume::RunDirRequest;
+use crate::pipeline::job::{self, RunLocation};
+use crate::pipeline::resume::RunDirRequest;
 use crate::runs::RunStatus;
 use crate::sweep::run::{resume_sweep, run_sweep, SweepOutcome, SweepRequest};
 use crate::sweep::spec::SweepSpec;
@@ -91,12 +92,13 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
             // `--run-dir`: a new or empty directory gets a new run; an adlab run directory is
             // continued with its own saved config; anything else is refused untouched.
             let (loaded, location) = match run_dir {
-                Some(d) => match crate::resume::classify_run_dir(&d)? {
+                Some(d) => match crate::pipeline::resume::classify_run_dir(&d)? {
                     RunDirRequest::Fresh(p) => {
                         (crate::schema::load(&config_dir, &ovs)?, RunLocation::At(p))
                     }
                     RunDirRequest::Continue(run) => {
-                        let loaded = crate::resume::continued_config(&run, &ovs, &config_dir)?;
+                        let loaded =
+                            crate::pipeline::resume::continued_config(&run, &ovs, &config_dir)?;
                         tracing::info!("continuing {} with its saved config", run.path.display());
                         (loaded, RunLocation::At(run.path))
                     }
@@ -129,7 +131,7 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
             let started = std::time::Instant::now();
             if cfg.task.is_rlhf() {
                 crate::models::set_compute_threads(cfg.train.threads);
-                let data = crate::eval::rlhf_run::rlhf_dataset(
+                let data = crate::pipeline::rlhf_run::rlhf_dataset(
                     &cfg.task,
                     &cfg.paths.data,
                     std::io::stderr().is_terminal(),
@@ -151,7 +153,7 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
             if info.reused {
                 // A reused cache is read in full and range-checked: a truncated or damaged
                 // one must not be reported as fine.
-                crate::tasks::cache_check::load_checked(&info.dir)?;
+                crate::tasks::cache::check::load_checked(&info.dir)?;
             }
             println!(
                 "{} {} ({} histories, {} steps) in {:.2}s",
@@ -165,11 +167,11 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
         }
         Command::Eval { run_dir, overrides } => {
             let ovs = config::parse_overrides(&overrides)?;
-            let cfg = crate::eval::evaluate::run_config(&run_dir, &ovs)?;
+            let cfg = crate::pipeline::evaluate::run_config(&run_dir, &ovs)?;
             crate::models::set_compute_threads(cfg.train.threads);
             crate::interrupt::install();
             let dir = crate::runs::RunDir::at(&run_dir)?;
-            let summary = crate::eval::evaluate_run(&cfg, &dir)?;
+            let summary = crate::pipeline::evaluate::evaluate_run(&cfg, &dir)?;
             print!("{}", crate::eval::summary::table(&summary));
             println!(
                 "wrote {} and {}",
@@ -208,7 +210,7 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
                 crate::fsutil::refuse_overlap(&dir, out, "--out", "the logs being imported")?;
             }
             let tokenizer = tokenizer
-                .map(|p| crate::formats::tokenizer::TextTokenizer::from_file(&p))
+                .map(|p| crate::tokenizer::TextTokenizer::from_file(&p))
                 .transpose()?;
             let opts = trlx::ImportOptions {
                 tokenizer,
@@ -237,9 +239,9 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
 }
 
 /// Where `train.resume=true` continues: the newest unfinished run with this very config (see
-/// [`crate::resume::find_resumable`]), else a new run, saying why each candidate was passed over.
+/// [`crate::pipeline::resume::find_resumable`]), else a new run, saying why each candidate was passed over.
 fn resumable_location(loaded: &crate::schema::LoadedConfig) -> Result<RunLocation> {
-    let (found, skipped) = crate::resume::find_resumable(loaded)?;
+    let (found, skipped) = crate::pipeline::resume::find_resumable(loaded)?;
     for s in &skipped {
         tracing::warn!(
             "train.resume: not continuing {}: {}",
@@ -295,15 +297,6 @@ fn finish_sweep(outcome: Option<SweepOutcome>) -> i32 {
         0
     } else {
         1
-    }
-}
-
-/// `1 job`, `2 jobs`.
-pub fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("{n} {noun}")
-    } else {
-        format!("{n} {noun}s")
     }
 }
 

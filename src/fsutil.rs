@@ -61,6 +61,35 @@ pub fn temp_dir_in(root: &Path, prefix: &str) -> Result<tempfile::TempDir> {
         .with_context(|| format!("creating a temporary directory in {}", root.display()))
 }
 
+/// Builds a cache directory once, whichever of several processes gets there first: under the
+/// exclusive lock `lock_path`, `existing()` looks again (another process may have built it
+/// while this one waited) and its `Some` is returned as is; otherwise `build(tmp)` fills a
+/// fresh temporary directory in `root` and `install(tmp)` renames it into place before the
+/// lock is released, so the cache only ever appears complete. Callers look for a complete
+/// cache without the lock first, so a read-only `data/` still serves one. Shared by the
+/// learning-history cache and the RLHF source's logs.
+pub fn build_once<T>(
+    root: &Path,
+    lock_path: &Path,
+    tmp_prefix: &str,
+    existing: impl FnOnce() -> Result<Option<T>>,
+    build: impl FnOnce(&Path) -> Result<T>,
+    install: impl FnOnce(std::path::PathBuf) -> Result<()>,
+) -> Result<T> {
+    std::fs::create_dir_all(root)
+        .with_context(|| format!("creating data directory {}", root.display()))?;
+    let lock = lock_exclusive(lock_path)?;
+    if let Some(found) = existing()? {
+        return Ok(found);
+    }
+    let tmp = temp_dir_in(root, tmp_prefix)?;
+    let built = build(tmp.path())?;
+    install(tmp.keep())?;
+    // The lock is released when `lock` drops, after the rename.
+    drop(lock);
+    Ok(built)
+}
+
 /// `path` made absolute with symlinks resolved as far as it exists (the rest appended as
 /// written, `..` and `.` folded), so paths that do not exist yet compare too.
 pub fn resolve_path(path: &Path) -> std::io::Result<std::path::PathBuf> {

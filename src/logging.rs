@@ -127,6 +127,15 @@ pub fn init(verbosity: i8) -> RunLogSlot {
     slot
 }
 
+/// `1 job`, `2 jobs`.
+pub fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,11 +7,13 @@ use crate::config::{
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+pub use crate::eval::EvalConfig;
 pub use crate::formats::config::FormatConfig;
 pub use crate::launch::config::LauncherConfig;
 pub use crate::models::ModelConfig;
+pub use crate::optim::OptimizerConfig;
 pub use crate::tasks::TaskConfig;
-pub use crate::train::OptimizerConfig;
+pub use crate::train::TrainConfig;
 
 /// The whole experiment configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,76 +89,6 @@ impl TaskSpec {
 pub struct PathsConfig {
     pub runs: PathBuf,
     pub data: PathBuf,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainConfig {
-    /// Optimizer steps.
-    pub steps: u64,
-    /// Sequences per optimizer step (split into `grad_accum` micro-batches).
-    pub batch_size: usize,
-    #[serde(default = "one")]
-    pub grad_accum: usize,
-    /// Validation (held-out tasks) every this many steps; 0 = only at the end.
-    pub eval_every: u64,
-    /// Validation batches per evaluation.
-    #[serde(default = "default_val_batches")]
-    pub val_batches: usize,
-    /// Training metrics every this many steps.
-    pub log_every: u64,
-    /// Checkpoint every this many steps (and always at the end); 0 = only at the end.
-    pub ckpt_every: u64,
-    /// Compute threads of this run.
-    pub threads: usize,
-    /// Continue from the run directory's last checkpoint.
-    #[serde(default)]
-    pub resume: bool,
-    /// A free-form note recorded with the run (shows up in reports).
-    #[serde(default)]
-    pub note: Option<String>,
-}
-
-fn one() -> usize {
-    1
-}
-
-fn default_val_batches() -> usize {
-    4
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EvalConfig {
-    pub enabled: bool,
-    /// Episodes the model plays per task, with its own history as context.
-    pub episodes: usize,
-    /// Number of held-out (test) tasks to evaluate on.
-    pub tasks: usize,
-    /// Number of training tasks evaluated too, for comparison.
-    #[serde(default)]
-    pub train_tasks: usize,
-    /// Sampling temperature; 0 = greedy.
-    pub temperature: f64,
-    /// Episodes averaged for the "first k" / "last k" summary figures.
-    #[serde(default = "default_k")]
-    pub summary_k: usize,
-    /// Fraction of the model's context kept when a full window slides at evaluation: 0.5
-    /// rebuilds the window every half context (cheap); values near 1 slide it almost every
-    /// step, so the model always sees nearly a full context of its own history.
-    #[serde(default = "default_context_kept")]
-    pub context_kept: f64,
-    /// In-context RLHF (tasks of RLHF histories): evaluation points and prompts.
-    #[serde(default)]
-    pub rlhf: Option<crate::eval::rlhf_eval::RlhfEvalConfig>,
-}
-
-fn default_k() -> usize {
-    10
-}
-
-fn default_context_kept() -> f64 {
-    0.5
 }
 
 /// A config composed, resolved and typed, with what produced it.

@@ -4,7 +4,7 @@
 //! where it came from.
 
 use crate::models::ModelConfig;
-use crate::train::OptimizerConfig;
+use crate::optim::OptimizerConfig;
 
 /// A failed check: the full key and what it expects.
 pub type RangeError = (&'static str, String);

@@ -15,28 +15,16 @@
 //! recent whole steps filling half the context (a window never starts mid-step, as in
 //! training), so each rebuild buys many cheap steps.
 
+pub use super::policy::DecodingStats;
 use super::policy::{InContextPolicy, StepOutcome, StepStates};
 use super::sampler::log_softmax;
 use crate::formats::language::{LanguageFormat, StateRef, StepFrame, StepPosition};
-use crate::formats::tokenizer::TextTokenizer;
 use crate::models::{CausalLm, LmDecoder};
 use crate::tasks::StateSpace;
+use crate::tokenizer::TextTokenizer;
 use anyhow::{bail, Result};
 use candle_core::Tensor;
-use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
-
-/// How often the unconstrained model would have written something that is not an action.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct DecodingStats {
-    /// Steps decoded.
-    pub steps: usize,
-    /// Steps at which greedy, unconstrained decoding would not have produced any of the
-    /// format's action strings (the constrained choice was used, as always).
-    pub off_format: usize,
-    /// `off_format / steps`.
-    pub off_format_rate: f64,
-}
 
 impl DecodingStats {
     fn record(&mut self, off_format: bool) {
@@ -312,17 +300,7 @@ impl InContextPolicy for LmPolicy<'_> {
                 row.steps_tokens -= old.len();
             }
             row.pending = rest;
-            row.pos = if done {
-                StepPosition {
-                    step: 0,
-                    episode: row.pos.episode + 1,
-                }
-            } else {
-                StepPosition {
-                    step: row.pos.step + 1,
-                    episode: row.pos.episode,
-                }
-            };
+            row.pos = row.pos.after(done);
         }
         Ok(())
     }
@@ -427,17 +405,7 @@ mod tests {
                 self.format
                     .render_step(text, StateRef::Id(*state), a, rew, *pos, done)?;
                 bounds.push(text.len());
-                *pos = if done {
-                    StepPosition {
-                        step: 0,
-                        episode: pos.episode + 1,
-                    }
-                } else {
-                    StepPosition {
-                        step: pos.step + 1,
-                        ..*pos
-                    }
-                };
+                *pos = pos.after(done);
             }
             self.inner.observe_outcome(outcome)
         }

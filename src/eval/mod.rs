@@ -10,12 +10,18 @@
 //! * [`rollout`]: the batched protocol (one row per task, independent episodes);
 //! * [`baselines`]: source, random and optimal on the same tasks and environment streams;
 //! * [`results`]: `eval.csv`; [`summary`]: `summary.json` and the printed table;
-//! * [`evaluate`]: a run directory in, its evaluation files out.
+//! * [`evaluate`]: the protocol on a suite's tasks of both splits, with the baselines;
+//! * [`reward_prediction`], [`rlhf_eval`]: what an RLHF run is scored by;
+//! * [`config`]: the `eval` section.
+//!
+//! Loading a run directory (checkpoint, data, held-out runs) and writing its files is the
+//! pipeline's (`pipeline::evaluate`, `pipeline::rlhf_run`).
 //!
 //! Architecture invariant: evaluation reads a run directory (config, checkpoint, data cache)
 //! and never trains or changes the model.
 
 pub mod baselines;
+pub mod config;
 pub mod evaluate;
 pub mod lm_policy;
 pub mod policy;
@@ -23,12 +29,12 @@ pub mod results;
 pub mod reward_prediction;
 pub mod rl_policy;
 pub mod rlhf_eval;
-pub mod rlhf_run;
 pub mod rollout;
 pub mod sampler;
 pub mod summary;
 
-pub use evaluate::{evaluate_run, summary_line};
+pub use config::EvalConfig;
+pub use evaluate::summary_line;
 pub use policy::{InContextPolicy, StepOutcome, StepStates};
 pub use results::{EvalRow, PolicyKind};
 pub use summary::{summarise, Summary};

@@ -18,6 +18,7 @@
 //! episode separator to its text.
 
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
 
 /// The rows' observations at one step.
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +53,19 @@ pub trait InContextPolicy {
     /// Completes the step begun by the last `action_logits` call.
     fn observe_outcome(&mut self, outcome: StepOutcome) -> Result<()>;
     /// For policies that decode text: how often the unconstrained output was off-format.
-    fn decoding_stats(&self) -> Option<super::lm_policy::DecodingStats> {
+    fn decoding_stats(&self) -> Option<DecodingStats> {
         None
     }
+}
+
+/// How often the unconstrained model would have written something that is not an action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct DecodingStats {
+    /// Steps decoded.
+    pub steps: usize,
+    /// Steps at which greedy, unconstrained decoding would not have produced any of the
+    /// format's action strings (the constrained choice was used, as always).
+    pub off_format: usize,
+    /// `off_format / steps`.
+    pub off_format_rate: f64,
 }

@@ -13,10 +13,10 @@ use super::sampler::choose;
 use crate::formats::corpus::StepText;
 use crate::formats::lm_window::StepTokens;
 use crate::formats::rlhf_text::RlhfTextFormat;
-use crate::formats::tokenizer::TextTokenizer;
 use crate::models::{CausalLm, LmDecoder};
 use crate::rlhf::source::RewardModel;
 use crate::rlhf::RlhfRun;
+use crate::tokenizer::TextTokenizer;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 

@@ -37,8 +37,9 @@
 //! `optimal_i − random_i < 1e-6` (nothing to gain) are left out, and a score is `null` when no
 //! task remains (or the random baseline is missing).
 
-use super::lm_policy::DecodingStats;
+use super::policy::DecodingStats;
 use super::results::{EvalRow, PolicyKind};
+use super::reward_prediction::RewardPrediction;
 use crate::tasks::Split;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -53,7 +54,7 @@ pub struct Summary {
     pub splits: IndexMap<String, SplitSummary>,
     /// For runs on RLHF histories: what the evaluation points are, and reward prediction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rlhf: Option<super::rlhf_run::RlhfSummary>,
+    pub rlhf: Option<RlhfSummary>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -325,6 +326,19 @@ pub fn table(s: &Summary) -> String {
         }
     }
     out
+}
+
+/// The `rlhf` section of `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RlhfSummary {
+    /// Epochs in context at each evaluation point (the `episode` index of `eval.csv`).
+    pub context_epochs: Vec<usize>,
+    pub prompts: usize,
+    /// Rewards of the held-out runs' rollouts, predicted under teacher forcing.
+    pub reward_prediction: Option<RewardPrediction>,
+    /// Why the in-context curve is missing, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_context_skipped: Option<String>,
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@ use super::evaluate::evaluate_policy;
 use super::policy::{InContextPolicy, StepOutcome, StepStates};
 use super::rl_policy::RlHeadsPolicy;
 use super::rollout::{roll_out, Acting};
+use crate::eval::EvalConfig;
 use crate::models::rl_heads::{PositionEmbedding, TokenLayout};
 use crate::models::tests::tiny_rl_config;
 use crate::models::{RewardInput, RewardSpace, RlBatch, RlHeadsModel, StateInput};
-use crate::schema::EvalConfig;
 use crate::tasks::{TaskConfig, TaskSuite};
 use candle_core::{Device, Tensor};
 
@@ -24,8 +24,13 @@ fn model(suite: &TaskSuite, layout: TokenLayout, embed_logprob: bool) -> RlHeads
     let mut cfg = tiny_rl_config(layout, PositionEmbedding::PerToken);
     cfg.init_std = 0.5; // logits far from uniform, so a wrong context shows
     cfg.embed_logprob = embed_logprob;
-    let spaces = crate::train::rl_learner::spaces_of(suite.spec());
-    RlHeadsModel::new(&cfg, &spaces, crate::seed::rng(1, "model-init", &[])).unwrap()
+    let spaces = crate::models::spaces::spaces_of(suite.spec());
+    RlHeadsModel::new(
+        &cfg,
+        &spaces,
+        crate::seed::rng(1, crate::runs::layout::MODEL_INIT_SEED, &[]),
+    )
+    .unwrap()
 }
 
 /// What the policy saw and said at one step.

@@ -2,8 +2,9 @@
 //! as RL tuples, or as text rendered by a template a researcher writes in YAML.
 
 use crate::config::{ConfigError, Node};
+pub use crate::tokenizer::TokenizerConfig;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -100,15 +101,17 @@ pub enum RlhfRewardKind {
     Total,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum TokenizerConfig {
-    /// One token per byte (plus special tokens): needs no training, never out of vocabulary.
-    Byte,
-    /// Byte-level BPE trained on the rendered corpus and cached beside the data.
-    Bpe { vocab_size: usize },
-    /// A Hugging Face `tokenizer.json`.
-    File { path: PathBuf },
+/// `<data cache dir>/bpe-<format name>-<12 hex>`: the hash covers everything that changes the
+/// training corpus or the vocabulary (template, separator, precision, vocab size), so two
+/// formats never share a trained tokenizer by accident.
+pub fn bpe_cache_dir(data_cache_dir: &Path, format: &LanguageFormatConfig) -> PathBuf {
+    let key = serde_json::json!({
+        "step": format.step,
+        "episode_separator": format.episode_separator,
+        "precision": format.precision,
+        "tokenizer": format.tokenizer,
+    });
+    crate::tokenizer::bpe_cache_dir_for(data_cache_dir, &format.name, &key)
 }
 
 /// A format must suit the model: RL tuples feed `rl_heads`, text feeds `causal_lm`.

@@ -72,6 +72,23 @@ pub struct StepPosition {
     pub episode: u32,
 }
 
+impl StepPosition {
+    /// The position of the next step: the first of a new episode after a `done` step.
+    pub fn after(self, done: bool) -> StepPosition {
+        if done {
+            StepPosition {
+                step: 0,
+                episode: self.episode + 1,
+            }
+        } else {
+            StepPosition {
+                step: self.step + 1,
+                ..self
+            }
+        }
+    }
+}
+
 /// A step's text around its action and reward.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StepFrame {

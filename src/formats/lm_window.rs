@@ -15,10 +15,10 @@
 use super::corpus::{step_texts, StepText};
 use super::language::LanguageFormat;
 use super::starts::{StartTable, WindowStart};
-use super::tokenizer::TextTokenizer;
+use super::windows::Windows;
 use crate::tasks::{LearningHistory, Split};
+use crate::tokenizer::TextTokenizer;
 use anyhow::{bail, Result};
-use rand::Rng;
 use std::collections::HashMap;
 use std::ops::Range;
 
@@ -222,21 +222,6 @@ impl LmWindows {
         self.kinds.len()
     }
 
-    /// A training batch of windows drawn uniformly over (train history, start step).
-    pub fn sample_train(&self, rng: &mut impl Rng, batch_size: usize) -> Result<LmWindowBatch> {
-        let starts: Option<Vec<WindowStart>> =
-            (0..batch_size).map(|_| self.train.sample(rng)).collect();
-        match starts {
-            Some(s) => Ok(self.batch(&s)),
-            None => bail!("no train-split history has any step to train on"),
-        }
-    }
-
-    /// The fixed validation set of `split` ([`super::starts::validation_starts`]).
-    pub fn validation_starts(&self, split: Split, n: usize) -> Result<Vec<WindowStart>> {
-        super::starts::validation_starts(&self.train, &self.test, split, n)
-    }
-
     /// Window starts that cover every step of every `split` history exactly once, each
     /// window as full as whole steps allow (every step predicted once, with context).
     pub fn tiling(&self, split: Split) -> Vec<WindowStart> {
@@ -259,9 +244,17 @@ impl LmWindows {
         }
         out
     }
+}
+
+impl Windows for LmWindows {
+    type Batch = LmWindowBatch;
+
+    fn tables(&self) -> (&StartTable, &StartTable) {
+        (&self.train, &self.test)
+    }
 
     /// The windows starting at `starts`: as many whole steps from each start as fit.
-    pub fn batch(&self, starts: &[WindowStart]) -> LmWindowBatch {
+    fn batch(&self, starts: &[WindowStart]) -> LmWindowBatch {
         let (b, t) = (starts.len(), self.context_tokens);
         let mut out = LmWindowBatch {
             batch: b,

@@ -2,7 +2,8 @@
 //!
 //! - RL format ([`window`]): windows of consecutive (state, action, reward, logprob) steps as
 //!   host arrays for the RL-heads transformer.
-//! - Language format ([`language`], [`parse`], [`tokenizer`], [`lm_window`]): steps rendered as
+//! - Language format ([`language`], [`parse`], [`lm_window`], with
+//!   [`crate::tokenizer`]): steps rendered as
 //!   text by a YAML-configured template, tokenised, cut into windows of whole steps with
 //!   action/reward token masks for a causal language model.
 //!
@@ -19,8 +20,12 @@ pub mod lm_window;
 pub mod parse;
 pub mod rlhf_text;
 pub mod starts;
-pub mod tokenizer;
 pub mod window;
+pub mod windows;
+
+/// The tokenizer sits below formats (the RLHF sources and logs use it too); re-exported under
+/// its old path.
+pub use crate::tokenizer;
 
 pub use config::{FormatConfig, LanguageFormatConfig, RlFormatConfig, TokenizerConfig};
 pub use corpus::StepText;
@@ -30,6 +35,7 @@ pub use parse::{parse_history, ParsedStep};
 pub use starts::{StartTable, WindowStart};
 pub use tokenizer::TextTokenizer;
 pub use window::{RlWindowBatch, RlWindows};
+pub use windows::Windows;
 
 #[cfg(test)]
 pub(crate) mod testdata;

@@ -234,17 +234,7 @@ pub fn parse_history(
             reward: m.reward,
             done,
         });
-        pos = if done {
-            StepPosition {
-                step: 0,
-                episode: pos.episode + 1,
-            }
-        } else {
-            StepPosition {
-                step: pos.step + 1,
-                ..pos
-            }
-        };
+        pos = pos.after(done);
     }
     Ok(steps)
 }

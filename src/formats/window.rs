@@ -5,9 +5,9 @@
 //! test-split histories (held-out tasks), so validation measures generalisation.
 
 use super::starts::{StartTable, WindowStart};
+use super::windows::Windows;
 use crate::tasks::{EnvSpec, LearningHistory, RewardKind, Split, StateSpace};
 use anyhow::{bail, Result};
-use rand::Rng;
 
 /// A batch of RL windows, row-major `[batch, steps]` (features `[batch, steps, feature_dim]`).
 /// Steps past the end of a short history are padding: zeros with `loss_mask` 0.
@@ -129,24 +129,17 @@ impl<'a> RlWindows<'a> {
     pub fn context_steps(&self) -> usize {
         self.context_steps
     }
+}
 
-    /// A training batch: `batch_size` windows drawn uniformly from train-split histories.
-    pub fn sample_train(&self, rng: &mut impl Rng, batch_size: usize) -> Result<RlWindowBatch> {
-        let starts: Option<Vec<WindowStart>> =
-            (0..batch_size).map(|_| self.train.sample(rng)).collect();
-        match starts {
-            Some(s) => Ok(self.batch(&s)),
-            None => bail!("no train-split history has any step to train on"),
-        }
-    }
+impl Windows for RlWindows<'_> {
+    type Batch = RlWindowBatch;
 
-    /// The fixed validation set of `split` ([`super::starts::validation_starts`]).
-    pub fn validation_starts(&self, split: Split, n: usize) -> Result<Vec<WindowStart>> {
-        super::starts::validation_starts(&self.train, &self.test, split, n)
+    fn tables(&self) -> (&StartTable, &StartTable) {
+        (&self.train, &self.test)
     }
 
     /// The windows starting at `starts` (e.g. a chunk of the validation set).
-    pub fn batch(&self, starts: &[WindowStart]) -> RlWindowBatch {
+    fn batch(&self, starts: &[WindowStart]) -> RlWindowBatch {
         let (b, t, d) = (starts.len(), self.context_steps, self.feature_dim);
         let mut out = RlWindowBatch {
             batch: b,

@@ -3,10 +3,12 @@
 //! single-threaded job per core by default. Keeps going past failures unless told not to.
 
 use super::config::LocalLauncherConfig;
-use super::{JobCommand, JobSpec};
+use super::{JobCommand, JobResult, JobSpec, Launcher};
 use crate::runs::{RunDir, RunStatus};
 use anyhow::{bail, Context, Result};
 use std::collections::VecDeque;
+use std::io::IsTerminal;
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -15,16 +17,6 @@ use std::time::Duration;
 pub struct Slot {
     /// `cpu` or `cuda:N`.
     pub device: String,
-}
-
-/// How a job ended, as the sweep reports it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct JobResult {
-    pub index: usize,
-    pub status: RunStatus,
-    pub error: Option<String>,
-    /// The file holding the job's console output.
-    pub log: std::path::PathBuf,
 }
 
 /// Events for progress displays.
@@ -81,6 +73,59 @@ struct Running {
     slot_index: usize,
     child: Child,
     log: std::path::PathBuf,
+}
+
+/// Local child processes, a job per slot, with a progress bar (or a line per finished job
+/// when stderr is not a terminal).
+impl Launcher for LocalLauncherConfig {
+    fn launch(
+        &self,
+        jobs: &[JobSpec],
+        cmd: &JobCommand,
+        _sweep_dir: &Path,
+        fail_fast: bool,
+    ) -> Result<Vec<JobResult>> {
+        let total = jobs.len();
+        let bar = if std::io::stderr().is_terminal() {
+            indicatif::ProgressBar::new(total as u64)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "sweep {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let (mut running, mut failed) = (0usize, 0usize);
+        let results = run_jobs(self, jobs, cmd, fail_fast, |event| match event {
+            LaunchEvent::Started { .. } => {
+                running += 1;
+                bar.set_message(format!("running {running}, failed {failed}"));
+            }
+            LaunchEvent::Finished { job, result } => {
+                running -= 1;
+                if result.status != RunStatus::Completed {
+                    failed += 1;
+                }
+                bar.inc(1);
+                bar.set_message(format!("running {running}, failed {failed}"));
+                let line = format!(
+                    "[{:03}] {} {}",
+                    job.index,
+                    result.status,
+                    job.run_dir.display()
+                );
+                if bar.is_hidden() {
+                    eprintln!("{line}");
+                } else {
+                    bar.println(line);
+                }
+            }
+        })?;
+        bar.finish_and_clear();
+        Ok(results)
+    }
 }
 
 /// Runs `jobs` on the slots of `cfg`; returns one result per job, in job order.

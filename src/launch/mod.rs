@@ -6,7 +6,43 @@ pub mod config;
 pub mod local;
 pub mod slurm;
 
-use std::path::PathBuf;
+use crate::runs::RunStatus;
+use anyhow::Result;
+use config::LauncherConfig;
+use std::path::{Path, PathBuf};
+
+/// Where the jobs of a sweep run: the one seam a sweep sees. `local` (child processes) and
+/// `slurm` (a job array) implement it.
+pub trait Launcher {
+    /// Runs (or submits) `jobs`, each as `cmd` says; one result per job, in job order.
+    /// `sweep_dir` holds the launcher's own files; `fail_fast` stops launching new jobs after
+    /// the first failure.
+    fn launch(
+        &self,
+        jobs: &[JobSpec],
+        cmd: &JobCommand,
+        sweep_dir: &Path,
+        fail_fast: bool,
+    ) -> Result<Vec<JobResult>>;
+}
+
+/// The launcher the `launcher` group chose.
+pub fn launcher(cfg: &LauncherConfig) -> &dyn Launcher {
+    match cfg {
+        LauncherConfig::Local(c) => c,
+        LauncherConfig::Slurm(c) => c,
+    }
+}
+
+/// How a job ended, as the sweep reports it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JobResult {
+    pub index: usize,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    /// The file holding the job's console output.
+    pub log: std::path::PathBuf,
+}
 
 /// One job of a sweep: its index, its run directory and its overrides.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -23,7 +23,7 @@
 mod commands;
 pub mod script;
 
-use super::{JobCommand, JobSpec};
+use super::{JobCommand, JobResult, JobSpec, Launcher};
 use crate::launch::config::SlurmLauncherConfig;
 use crate::runs::{RunMeta, RunStatus};
 use anyhow::{bail, Context, Result};
@@ -224,6 +224,63 @@ pub fn submit(
         dir,
         tasks,
     })
+}
+
+/// One SLURM job array; without `launcher.wait`, the jobs are reported `running` once
+/// submitted.
+impl Launcher for SlurmLauncherConfig {
+    fn launch(
+        &self,
+        jobs: &[JobSpec],
+        cmd: &JobCommand,
+        sweep_dir: &Path,
+        _fail_fast: bool,
+    ) -> Result<Vec<JobResult>> {
+        let array = submit(self, jobs, sweep_dir, cmd)?;
+        eprintln!(
+            "submitted {} as SLURM job array {}",
+            crate::logging::plural(jobs.len(), "job"),
+            array.array_id
+        );
+        if !self.wait {
+            eprintln!(
+                "not waiting (launcher.wait=false); check later with `adlab sweep --resume {}` \
+                 (completed jobs are not re-run)",
+                sweep_dir.display()
+            );
+            return Ok(jobs
+                .iter()
+                .map(|j| JobResult {
+                    index: j.index,
+                    status: RunStatus::Running,
+                    error: Some("submitted to SLURM; not waited for".into()),
+                    log: array.dir.clone(),
+                })
+                .collect());
+        }
+        let mut reported = std::collections::HashSet::new();
+        let states = array.wait(self.poll_seconds, |states| {
+            for st in states.iter().filter(|st| st.status.is_final()) {
+                if reported.insert(st.index) {
+                    eprintln!("[{:03}] {:?} {}", st.index, st.status, st.run_dir.display());
+                }
+            }
+        })?;
+        Ok(states
+            .into_iter()
+            .map(|st| JobResult {
+                index: st.index,
+                status: match st.status {
+                    JobStatus::Completed => RunStatus::Completed,
+                    JobStatus::Interrupted => RunStatus::Interrupted,
+                    JobStatus::Pending | JobStatus::Running => RunStatus::Running,
+                    JobStatus::Failed | JobStatus::Lost => RunStatus::Failed,
+                },
+                error: st.error,
+                log: st.log,
+            })
+            .collect())
+    }
 }
 
 impl SlurmArray {

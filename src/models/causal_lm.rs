@@ -259,11 +259,14 @@ impl CausalLm {
     /// Writes `dir/config.json` and `dir/model.safetensors` in the Hugging Face GPT-2 layout
     /// (names with the `transformer.` prefix, as `GPT2LMHeadModel` saves them).
     pub fn save_hf(&self, dir: &Path) -> Result<()> {
-        crate::fsutil::write_json_atomic(&dir.join("config.json"), &self.hf_config())?;
+        crate::fsutil::write_json_atomic(
+            &dir.join(crate::runs::layout::MODEL_CONFIG),
+            &self.hf_config(),
+        )?;
         let mut meta = HashMap::new();
         meta.insert("format".to_string(), "pt".to_string());
         let bytes = safetensors_bytes(&self.params().named_tensors(), Some(meta))?;
-        crate::fsutil::write_atomic(&dir.join("model.safetensors"), &bytes)
+        crate::fsutil::write_atomic(&dir.join(crate::runs::layout::MODEL_WEIGHTS), &bytes)
     }
 
     /// Loads a Hugging Face GPT-2 directory. Architecture keys come from its config.json;
@@ -271,7 +274,7 @@ impl CausalLm {
     /// not; the causal-mask buffers (`attn.bias`, `attn.masked_bias`) and `lm_head.weight`
     /// (tied) are ignored.
     pub fn from_pretrained(dir: &Path, cfg: &CausalLmConfig, init_rng: ChaCha8Rng) -> Result<Self> {
-        let config_path = dir.join("config.json");
+        let config_path = dir.join(crate::runs::layout::MODEL_CONFIG);
         let text = std::fs::read_to_string(&config_path)
             .with_context(|| format!("reading {}", config_path.display()))?;
         let hf: HfGpt2Config = serde_json::from_str(&text)
@@ -295,7 +298,7 @@ impl CausalLm {
             ..cfg.clone()
         };
         let model = Self::build(&arch, hf.vocab_size, init_rng)?;
-        let weights_path = dir.join("model.safetensors");
+        let weights_path = dir.join(crate::runs::layout::MODEL_WEIGHTS);
         let tensors = read_safetensors(&weights_path)?;
         let params = model.params();
         for (name, var) in params.names.iter().zip(&params.vars) {

@@ -9,46 +9,8 @@ use candle_core::{DType, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
-/// MLP non-linearity. `gelu_tanh` is GPT-2's `gelu_new` (needed for pretrained fidelity);
-/// `gelu` is the exact erf form; `relu` is the cheapest. Both GELUs are adlab's own ops
-/// ([`super::ops`]): candle's are 3-10x slower on CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Activation {
-    Relu,
-    Gelu,
-    GeluTanh,
-}
-
-impl Activation {
-    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
-        match self {
-            Activation::Relu => x.relu(),
-            Activation::Gelu => super::ops::gelu_erf(x),
-            Activation::GeluTanh => super::ops::gelu_tanh(x),
-        }
-    }
-
-    /// The Hugging Face `activation_function` string.
-    pub fn hf_name(self) -> &'static str {
-        match self {
-            Activation::Relu => "relu",
-            Activation::Gelu => "gelu",
-            Activation::GeluTanh => "gelu_new",
-        }
-    }
-
-    pub fn from_hf_name(name: &str) -> Option<Self> {
-        match name {
-            "relu" => Some(Activation::Relu),
-            "gelu" => Some(Activation::Gelu),
-            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Some(Activation::GeluTanh),
-            _ => None,
-        }
-    }
-}
+pub use super::ops::Activation;
 
 /// LayerNorm over the last dimension (differentiable: see [`super::ops::layer_norm`]).
 #[derive(Debug, Clone)]

@@ -7,7 +7,8 @@
 //!
 //! Both are built from one transformer trunk ([`block`]): pre-norm GPT-2 blocks with a
 //! differentiable LayerNorm ([`layers`]), seeded initialisation ([`params`]) and a KV cache
-//! for step-by-step decoding ([`rl_decode`], [`causal_lm::LmDecoder`]).
+//! for step-by-step decoding ([`rl_decode`], [`causal_lm::LmDecoder`]). [`spaces`] sizes an
+//! RL-heads model from a task's environment description.
 //!
 //! Calling convention: `forward(.., dropout_rng: Option<&mut ChaCha8Rng>)` — `Some(rng)` is
 //! training (dropout and token masking drawn from that seeded stream), `None` evaluation.
@@ -21,6 +22,7 @@ pub mod params;
 pub mod rl_decode;
 pub mod rl_heads;
 pub mod size;
+pub mod spaces;
 
 #[cfg(test)]
 pub(crate) mod tests;

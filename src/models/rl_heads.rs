@@ -18,227 +18,23 @@
 //! The next-state target of the last step of a window is unknown, so it is masked out.
 
 use super::block::{KvCache, Trunk, TrunkConfig};
-use super::layers::{bernoulli_mask, dropout, Activation, Conv1D, Embedding};
+use super::layers::{bernoulli_mask, dropout, Conv1D, Embedding};
 use super::losses::{masked_cross_entropy, masked_mse, HeadLoss};
 use super::params::{read_safetensors, safetensors_bytes, seeded_var_builder, ParamSet};
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 use candle_nn::{Init, VarMap};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenLayout {
-    /// Three tokens per step: state, action, reward (AD).
-    Sar,
-    /// One token per step.
-    Fused,
-}
+pub mod batch;
+pub mod config;
 
-/// How a discrete state enters the model.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StateEmbeddingKind {
-    /// One learned vector per state id.
-    #[default]
-    Table,
-    /// One learned table per coordinate (Dark Room: x and y); a state is the sum of its
-    /// coordinates' vectors. States that share a row or column share structure, so "the
-    /// reward was at (x, y)" means something for a cell that was never a training goal.
-    Coords,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PositionEmbedding {
-    /// One learned position per token.
-    PerToken,
-    /// One learned position per step, shared by the step's tokens (Decision Transformer's
-    /// timestep embedding).
-    PerStep,
-}
-
-/// Weight of each head's loss in the total. A head with weight 0 is not built at all.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LossWeights {
-    pub action: f64,
-    pub reward: f64,
-    pub next_state: f64,
-    pub logprob: f64,
-}
-
-fn default_eps() -> f64 {
-    1e-5
-}
-fn default_init_std() -> f64 {
-    0.02
-}
-
-/// `model.*` keys when `model.kind = rl_heads`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RlHeadsConfig {
-    pub name: String,
-    pub d_model: usize,
-    pub n_layers: usize,
-    pub n_heads: usize,
-    pub d_ff: usize,
-    /// Steps (not tokens) of learning history the model sees at once.
-    pub context_steps: usize,
-    /// Steps of a window that only serve as context: the loss counts the positions with at
-    /// least this many steps of the window before them (0: every position).
-    #[serde(default)]
-    pub min_context: usize,
-    pub layout: TokenLayout,
-    /// Discrete states only: `table` or `coords` (needs an environment with coordinates).
-    #[serde(default)]
-    pub state_embedding: StateEmbeddingKind,
-    pub position: PositionEmbedding,
-    pub activation: Activation,
-    /// Dropout on embeddings and residual branches.
-    pub dropout: f64,
-    pub attn_dropout: f64,
-    /// AD regulariser: probability of replacing an input token by a learned mask embedding
-    /// during training.
-    pub token_mask_prob: f64,
-    /// AD regulariser: label smoothing of the action cross-entropy.
-    pub label_smoothing: f64,
-    /// Feed the source policy's logprob of a_t as an input (it is not available when the
-    /// model itself acts at in-context evaluation, hence off by default).
-    pub embed_logprob: bool,
-    pub loss_weights: LossWeights,
-    /// A continuous reward prediction counts as correct within this absolute error.
-    pub reward_tolerance: f32,
-    /// A continuous next-state prediction counts as correct when every feature is within it.
-    pub state_tolerance: f32,
-    #[serde(default = "default_eps")]
-    pub layer_norm_eps: f64,
-    #[serde(default = "default_init_std")]
-    pub init_std: f64,
-}
-
-/// What the task's observations are.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StateSpace {
-    Discrete { n: usize },
-    Continuous { dim: usize },
-}
-
-/// What the task's rewards are: a few known values (predicted by classification) or reals.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RewardSpace {
-    /// Class i is the reward value `values[i]`.
-    Classes(Vec<f32>),
-    Continuous,
-}
-
-impl RewardSpace {
-    /// The class whose value is nearest to `value` (for callers holding raw rewards).
-    pub fn class_of(values: &[f32], value: f32) -> u32 {
-        let mut best = 0;
-        for (i, v) in values.iter().enumerate() {
-            if (v - value).abs() < (values[best] - value).abs() {
-                best = i;
-            }
-        }
-        best as u32
-    }
-}
-
-/// The task's spaces, filled by the caller from the task / dataset.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RlSpaces {
-    pub states: StateSpace,
-    /// Discrete states with coordinates: `state_coords[id]` (each coordinate from 0).
-    pub state_coords: Option<Vec<Vec<u32>>>,
-    pub n_actions: usize,
-    pub rewards: RewardSpace,
-}
-
-/// States of a batch: ids `u32 [B, T]` or features `f32 [B, T, D]`.
-#[derive(Debug, Clone)]
-pub enum StateInput {
-    Discrete(Tensor),
-    Continuous(Tensor),
-}
-
-/// Rewards of a batch: class ids `u32 [B, T]` or values `f32 [B, T]`.
-#[derive(Debug, Clone)]
-pub enum RewardInput {
-    Classes(Tensor),
-    Values(Tensor),
-}
-
-/// A batch of learning-history windows of T steps.
-#[derive(Debug, Clone)]
-pub struct RlBatch {
-    pub states: StateInput,
-    /// `u32 [B, T]`
-    pub actions: Tensor,
-    pub rewards: RewardInput,
-    /// `f32 [B, T]`: the source policy's log-probability of each action.
-    pub logprobs: Tensor,
-    /// `f32 [B, T]`: 1 where the step counts in the loss (0 for padding).
-    pub loss_mask: Tensor,
-}
-
-impl RlBatch {
-    pub fn dims(&self) -> Result<(usize, usize)> {
-        Ok(self.actions.dims2()?)
-    }
-
-    /// Steps `start..start + len` of every row.
-    pub fn narrow_steps(&self, start: usize, len: usize) -> Result<RlBatch> {
-        Ok(RlBatch {
-            states: match &self.states {
-                StateInput::Discrete(s) => StateInput::Discrete(s.narrow(1, start, len)?),
-                StateInput::Continuous(s) => StateInput::Continuous(s.narrow(1, start, len)?),
-            },
-            actions: self.actions.narrow(1, start, len)?,
-            rewards: match &self.rewards {
-                RewardInput::Classes(r) => RewardInput::Classes(r.narrow(1, start, len)?),
-                RewardInput::Values(r) => RewardInput::Values(r.narrow(1, start, len)?),
-            },
-            logprobs: self.logprobs.narrow(1, start, len)?,
-            loss_mask: self.loss_mask.narrow(1, start, len)?,
-        })
-    }
-}
-
-/// Per-step predictions `[B, T, ...]` of each head (None when the head is not built).
-#[derive(Debug, Clone)]
-pub struct RlOutputs {
-    /// Logits `[B, T, n_actions]` for a_t.
-    pub action_logits: Tensor,
-    /// Logits `[B, T, n_classes]`, or values `[B, T, 1]` for continuous rewards, for r_t.
-    pub reward: Option<Tensor>,
-    /// Logits `[B, T, n_states]`, or features `[B, T, D]`, for s_{t+1}.
-    pub next_state: Option<Tensor>,
-    /// `[B, T, 1]` prediction of logprob_t.
-    pub logprob: Option<Tensor>,
-}
-
-/// Plain-number metrics of one batch (None where a head is not built).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RlMetrics {
-    pub loss: f32,
-    pub action_loss: f32,
-    pub action_acc: f32,
-    pub reward_loss: Option<f32>,
-    pub reward_acc: Option<f32>,
-    pub state_loss: Option<f32>,
-    pub state_acc: Option<f32>,
-    pub logprob_mse: Option<f32>,
-}
-
-pub struct RlLoss {
-    /// Weighted sum of the head losses (call `.backward()` on it).
-    pub total: Tensor,
-    pub metrics: RlMetrics,
-}
+pub use batch::{
+    RewardInput, RewardSpace, RlBatch, RlLoss, RlMetrics, RlOutputs, RlSpaces, StateInput,
+    StateSpace,
+};
+pub use config::{LossWeights, PositionEmbedding, RlHeadsConfig, StateEmbeddingKind, TokenLayout};
 
 /// Input projection of a state, discrete or continuous.
 enum StateEmbedding {

@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::models::rl_heads::{LossWeights, PositionEmbedding, TokenLayout};
+use crate::optim::{AdamW, Gradients, OptimizerConfig, ScheduleKind};
 use crate::seed;
-use crate::train::optim::{AdamW, Gradients, OptimizerConfig, ScheduleKind};
 use candle_core::{Device, Tensor};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -566,7 +566,7 @@ fn rl_heads_overfits_a_fixed_batch() {
         first.get_or_insert(loss.metrics.clone());
         last = loss.metrics.clone();
         let mut grads = Gradients::from_store(&loss.total.backward().unwrap(), &params).unwrap();
-        crate::train::clip::clip_global_norm(&mut grads, 1.0);
+        crate::optim::clip::clip_global_norm(&mut grads, 1.0);
         opt.step(&params, &grads, 1e-2).unwrap();
     }
     // Saved weights load into a fresh model and give the same predictions.

@@ -6,8 +6,8 @@ use super::source::{generate_runs, SentimentRlhfConfig};
 use super::task::TrlxLogsTask;
 use super::trlx::{self, ImportOptions};
 use super::RlhfRun;
-use crate::formats::tokenizer::TextTokenizer;
 use crate::tasks::Split;
+use crate::tokenizer::TextTokenizer;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -112,38 +112,39 @@ pub fn load_sentiment(
     // The logs appear only whole (renamed into place), so complete ones are read without the
     // lock: a read-only data/ still serves them.
     if !logs.is_dir() {
-        std::fs::create_dir_all(data_root)
-            .with_context(|| format!("creating data directory {}", data_root.display()))?;
-        let lock_path = data_root.join(format!("{}-{key}.lock", cfg.name));
-        let lock = crate::fsutil::lock_exclusive(&lock_path)?;
-        if !logs.is_dir() {
-            let started = std::time::Instant::now();
-            let runs = generate_runs(cfg, cfg.seed, progress)?;
-            let tmp = crate::fsutil::temp_dir_in(data_root, &format!(".tmp-{}-", cfg.name))?;
-            let tmp_logs = tmp.path().join("trlx");
-            for run in &runs {
-                trlx::write_run(&tmp_logs, run)?;
-            }
-            std::fs::write(
-                tmp.path().join("task.json"),
-                serde_json::to_string_pretty(cfg)?,
-            )?;
-            let built = tmp.keep();
-            if cache_dir.exists() {
-                // A directory without logs (e.g. only tokenizer caches): keep them.
-                std::fs::rename(built.join("trlx"), &logs)?;
-                std::fs::remove_dir_all(&built).ok();
-            } else {
-                std::fs::rename(&built, &cache_dir)?;
-            }
+        let started = std::time::Instant::now();
+        let generated = crate::fsutil::build_once(
+            data_root,
+            &data_root.join(format!("{}-{key}.lock", cfg.name)),
+            &format!(".tmp-{}-", cfg.name),
+            || Ok(logs.is_dir().then_some(None)),
+            |tmp| {
+                let runs = generate_runs(cfg, cfg.seed, progress)?;
+                for run in &runs {
+                    trlx::write_run(&tmp.join("trlx"), run)?;
+                }
+                let task = serde_json::to_string_pretty(cfg)?;
+                crate::fsutil::write_atomic(&tmp.join("task.json"), task.as_bytes())?;
+                Ok(Some(runs.len()))
+            },
+            |built| {
+                if cache_dir.exists() {
+                    // A directory without logs (e.g. only tokenizer caches): keep them.
+                    std::fs::rename(built.join("trlx"), &logs)?;
+                    std::fs::remove_dir_all(&built).ok();
+                } else {
+                    std::fs::rename(&built, &cache_dir)?;
+                }
+                Ok(())
+            },
+        )?;
+        if let Some(n) = generated {
             tracing::info!(
-                "generated {} RLHF source runs in {:.1}s: {}",
-                runs.len(),
+                "generated {n} RLHF source runs in {:.1}s: {}",
                 started.elapsed().as_secs_f64(),
                 logs.display()
             );
         }
-        drop(lock);
     }
     let import = trlx::read_logs(
         &logs,

@@ -1,5 +1,6 @@
 //! The in-memory form of RLHF learning histories, independent of any file layout.
 
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 /// One PPO rollout: a prompt, the policy's completion, and what PPO logged about it.
@@ -71,5 +72,26 @@ impl RlhfRun {
                 (!s.is_empty()).then(|| s.iter().sum::<f32>() / s.len() as f32)
             })
             .collect()
+    }
+}
+
+/// Which source runs are held out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSplitConfig {
+    /// Fraction of source runs held out (at least one when there are two or more runs and
+    /// the fraction is positive; always at least one train run).
+    pub test_fraction: f64,
+}
+
+impl RunSplitConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..1.0).contains(&self.test_fraction) {
+            bail!(
+                "invalid `task.split.test_fraction` = {}: expected a fraction in [0, 1)",
+                self.test_fraction
+            );
+        }
+        Ok(())
     }
 }

@@ -3,31 +3,11 @@
 //! [`crate::rlhf::source::SentimentRlhfConfig`]). Both yield source runs split into train and
 //! held-out runs.
 
-use crate::rlhf::source::config::RewardConfig;
+pub use super::rollout::RunSplitConfig;
+use super::source::config::RewardConfig;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-
-/// Which source runs are held out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunSplitConfig {
-    /// Fraction of source runs held out (at least one when there are two or more runs and
-    /// the fraction is positive; always at least one train run).
-    pub test_fraction: f64,
-}
-
-impl RunSplitConfig {
-    pub fn validate(&self) -> Result<()> {
-        if !(0.0..1.0).contains(&self.test_fraction) {
-            bail!(
-                "invalid `task.split.test_fraction` = {}: expected a fraction in [0, 1)",
-                self.test_fraction
-            );
-        }
-        Ok(())
-    }
-}
 
 /// `task=trlx_logs task.path=DIR`: histories from TRLx rollout logs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +36,7 @@ pub struct TrlxLogsTask {
 
 impl TrlxLogsTask {
     pub fn validate(&self) -> Result<()> {
+        crate::tasks::config::check_name(&self.name)?;
         if self.path.is_none() {
             bail!("`task.path` is not set: trlx_logs reads TRLx logs from it (task.path=DIR)");
         }

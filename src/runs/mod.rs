@@ -3,6 +3,7 @@
 //! Architecture invariant: every file here is written atomically; a run directory is
 //! created with an exclusive `mkdir`, so two runs never share one.
 
+pub mod layout;
 pub mod lock;
 pub mod meta;
 
@@ -72,7 +73,7 @@ impl RunDir {
         self.path.join("summary.json")
     }
     pub fn checkpoint_dir(&self) -> PathBuf {
-        self.path.join("checkpoint")
+        self.path.join(layout::CHECKPOINT_DIR)
     }
 
     /// Reads `meta.json`, if the run has one.
@@ -108,6 +109,23 @@ fn unique_id(attempt: u64) -> String {
         &[u64::from(std::process::id()), n, attempt],
     );
     format!("{:06x}", h & 0xff_ffff)
+}
+
+/// The weights file of the run's last checkpoint (or of the copy a crash mid-save leaves).
+pub fn checkpoint_weights(dir: &RunDir) -> Result<PathBuf> {
+    let main = dir.checkpoint_dir();
+    let candidates = [main.clone(), main.with_file_name("checkpoint.old")];
+    candidates
+        .iter()
+        .map(|d| d.join(layout::MODEL_WEIGHTS))
+        .find(|p| p.is_file())
+        .with_context(|| {
+            format!(
+                "{} holds no checkpoint (no {}): train the run first",
+                dir.path.display(),
+                main.join(layout::MODEL_WEIGHTS).display()
+            )
+        })
 }
 
 #[cfg(test)]

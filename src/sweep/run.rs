@@ -6,13 +6,10 @@ use super::expand::{expand, override_dirname};
 use super::record::{create_sweep_dir, job_dir, SweepRecord};
 use super::spec::SweepSpec;
 use crate::config::{ConfigRepo, Override};
-use crate::launch::local::{run_jobs, JobResult, LaunchEvent};
-use crate::launch::slurm::JobStatus;
-use crate::launch::{JobCommand, JobSpec};
+use crate::launch::{JobCommand, JobResult, JobSpec};
 use crate::runs::{RunDir, RunStatus};
 use crate::schema::{self, LauncherConfig};
 use anyhow::{bail, Context, Result};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 /// What to sweep and how.
@@ -72,7 +69,7 @@ pub fn run_sweep(req: SweepRequest<'_>) -> Result<Option<SweepOutcome>> {
         println!(
             "sweep `{}`: {}, launcher {}",
             req.name,
-            crate::app::plural(expanded.len(), "job"),
+            crate::logging::plural(expanded.len(), "job"),
             launcher.name()
         );
         if let Some(d) = &req.spec.description {
@@ -132,7 +129,7 @@ pub fn resume_sweep(sweep_dir: &Path, fail_fast: bool) -> Result<SweepOutcome> {
             }),
             // Its process still runs it (an orphan of a killed sweep, or another resume):
             // starting it again would put two writers on one run.
-            Some(m) => match crate::resume::alive_reason(&job.run_dir, &m) {
+            Some(m) => match crate::pipeline::resume::alive_reason(&job.run_dir, &m) {
                 Some(why) => alive.push(JobResult {
                     index: job.index,
                     status: RunStatus::Running,
@@ -158,7 +155,7 @@ pub fn resume_sweep(sweep_dir: &Path, fail_fast: bool) -> Result<SweepOutcome> {
     tracing::info!(
         "resuming {}: {} completed, {} still running elsewhere, {} to run",
         sweep_dir.display(),
-        crate::app::plural(done.len(), "job"),
+        crate::logging::plural(done.len(), "job"),
         alive.len(),
         todo.len()
     );
@@ -211,94 +208,5 @@ fn launch(
         config_dir: record.config_dir.clone(),
         cwd: record.cwd.clone(),
     };
-    match launcher {
-        LauncherConfig::Local(cfg) => {
-            let total = jobs.len();
-            let bar = if std::io::stderr().is_terminal() {
-                indicatif::ProgressBar::new(total as u64)
-            } else {
-                indicatif::ProgressBar::hidden()
-            };
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "sweep {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            let (mut running, mut failed) = (0usize, 0usize);
-            let results = run_jobs(cfg, jobs, &cmd, fail_fast, |event| match event {
-                LaunchEvent::Started { .. } => {
-                    running += 1;
-                    bar.set_message(format!("running {running}, failed {failed}"));
-                }
-                LaunchEvent::Finished { job, result } => {
-                    running -= 1;
-                    if result.status != RunStatus::Completed {
-                        failed += 1;
-                    }
-                    bar.inc(1);
-                    bar.set_message(format!("running {running}, failed {failed}"));
-                    let line = format!(
-                        "[{:03}] {} {}",
-                        job.index,
-                        result.status,
-                        job.run_dir.display()
-                    );
-                    if bar.is_hidden() {
-                        eprintln!("{line}");
-                    } else {
-                        bar.println(line);
-                    }
-                }
-            })?;
-            bar.finish_and_clear();
-            Ok(results)
-        }
-        LauncherConfig::Slurm(cfg) => {
-            let array = crate::launch::slurm::submit(cfg, jobs, sweep_dir, &cmd)?;
-            eprintln!(
-                "submitted {} as SLURM job array {}",
-                crate::app::plural(jobs.len(), "job"),
-                array.array_id
-            );
-            if !cfg.wait {
-                eprintln!(
-                    "not waiting (launcher.wait=false); check later with `adlab sweep --resume {}` \
-                     (completed jobs are not re-run)",
-                    sweep_dir.display()
-                );
-                return Ok(jobs
-                    .iter()
-                    .map(|j| JobResult {
-                        index: j.index,
-                        status: RunStatus::Running,
-                        error: Some("submitted to SLURM; not waited for".into()),
-                        log: array.dir.clone(),
-                    })
-                    .collect());
-            }
-            let mut reported = std::collections::HashSet::new();
-            let states = array.wait(cfg.poll_seconds, |states| {
-                for st in states.iter().filter(|st| st.status.is_final()) {
-                    if reported.insert(st.index) {
-                        eprintln!("[{:03}] {:?} {}", st.index, st.status, st.run_dir.display());
-                    }
-                }
-            })?;
-            Ok(states
-                .into_iter()
-                .map(|st| JobResult {
-                    index: st.index,
-                    status: match st.status {
-                        JobStatus::Completed => RunStatus::Completed,
-                        JobStatus::Interrupted => RunStatus::Interrupted,
-                        JobStatus::Pending | JobStatus::Running => RunStatus::Running,
-                        JobStatus::Failed | JobStatus::Lost => RunStatus::Failed,
-                    },
-                    error: st.error,
-                    log: st.log,
-                })
-                .collect())
-        }
-    }
+    crate::launch::launcher(launcher).launch(jobs, &cmd, sweep_dir, fail_fast)
 }

@@ -9,6 +9,8 @@
 //! building twice or interleaving. Nothing time- or host-dependent is written, so the same
 //! config produces the same bytes.
 
+pub mod check;
+
 use super::config::TaskConfig;
 use super::env::{EnvSpec, RewardKind};
 use super::generate::generate;
@@ -92,46 +94,44 @@ pub fn cache_dir(cfg: &TaskConfig, data_root: &Path) -> Result<PathBuf> {
 pub fn ensure(cfg: &TaskConfig, data_root: &Path, progress: bool) -> Result<CacheInfo> {
     let suite = TaskSuite::from_config(cfg)?;
     let dir = cache_dir(cfg, data_root)?;
-    if let Some(info) = super::cache_check::complete_without_lock(cfg, &dir) {
+    if let Some(info) = check::complete_without_lock(cfg, &dir) {
         return Ok(info);
     }
-    std::fs::create_dir_all(data_root)
-        .with_context(|| format!("creating data directory {}", data_root.display()))?;
     // Beside the cache dir, not inside it: the dir must appear only when complete.
     let lock_path = data_root.join(format!("{}-{}.lock", cfg.name, config_hash(cfg)?));
-    let lock = crate::fsutil::lock_exclusive(&lock_path)?;
-
-    if dir.exists() {
-        let meta = read_meta(&dir)?;
-        if meta.task != *cfg {
-            bail!(
-                "cache {} was generated from a different task config (hash collision or edited \
-                 meta.json); delete the directory to regenerate",
-                dir.display()
-            );
-        }
-        return Ok(CacheInfo {
-            dir,
-            reused: true,
-            n_histories: meta.n_histories,
-            n_steps: meta.n_steps,
-        });
-    }
-
-    let tmp = fsutil::temp_dir_in(data_root, &format!(".tmp-{}-", cfg.name))?;
-    let histories = generate(&suite, progress)?;
-    let meta = write(tmp.path(), &suite, &histories)?;
-    let built = tmp.keep();
-    std::fs::rename(&built, &dir)
-        .with_context(|| format!("renaming {} to {}", built.display(), dir.display()))?;
-    // The lock is released when `lock` is dropped, after the rename.
-    drop(lock);
-    Ok(CacheInfo {
-        dir,
-        reused: false,
+    let info = |meta: &CacheMeta, reused: bool| CacheInfo {
+        dir: dir.clone(),
+        reused,
         n_histories: meta.n_histories,
         n_steps: meta.n_steps,
-    })
+    };
+    fsutil::build_once(
+        data_root,
+        &lock_path,
+        &format!(".tmp-{}-", cfg.name),
+        || {
+            if !dir.exists() {
+                return Ok(None);
+            }
+            let meta = read_meta(&dir)?;
+            if meta.task != *cfg {
+                bail!(
+                    "cache {} was generated from a different task config (hash collision or \
+                     edited meta.json); delete the directory to regenerate",
+                    dir.display()
+                );
+            }
+            Ok(Some(info(&meta, true)))
+        },
+        |tmp| {
+            let histories = generate(&suite, progress)?;
+            Ok(info(&write(tmp, &suite, &histories)?, false))
+        },
+        |built| {
+            std::fs::rename(&built, &dir)
+                .with_context(|| format!("renaming {} to {}", built.display(), dir.display()))
+        },
+    )
 }
 
 /// The narrowest of u8, u16 and u32 that holds every value of a `u32` column, and its bytes.
@@ -367,7 +367,7 @@ pub fn load(dir: &Path) -> Result<Dataset> {
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let histories = decode(&bytes, &meta)
         .with_context(|| format!("invalid history file {}", path.display()))?;
-    super::cache_check::check(dir, &meta, &histories)?;
+    check::check(dir, &meta, &histories)?;
     Ok(Dataset { meta, histories })
 }
 

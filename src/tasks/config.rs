@@ -268,22 +268,29 @@ impl SourceConfig {
     }
 }
 
-fn check(ok: bool, key: &str, value: impl std::fmt::Display, expected: &str) -> Result<()> {
+/// The check every task section's `validate` is written with: `ok`, or an error naming the
+/// full key, its value and what was expected. Shared by the RL and the RLHF tasks.
+pub fn check(ok: bool, key: &str, value: impl std::fmt::Display, expected: &str) -> Result<()> {
     if !ok {
         bail!("invalid `{key}` = {value}: expected {expected}");
     }
     Ok(())
 }
 
+/// `task.name` names the data cache directory: non-empty, without path separators.
+pub fn check_name(name: &str) -> Result<()> {
+    check(
+        !name.is_empty() && !name.contains(['/', '\\']),
+        "task.name",
+        format!("{name:?}"),
+        "a non-empty name without path separators",
+    )
+}
+
 impl TaskConfig {
     /// Checks constraints between and within keys; errors name the full key (`task.…`).
     pub fn validate(&self) -> Result<()> {
-        check(
-            !self.name.is_empty() && !self.name.contains(['/', '\\']),
-            "task.name",
-            format!("{:?}", self.name),
-            "a non-empty name without path separators",
-        )?;
+        check_name(&self.name)?;
         let s = &self.split;
         check(
             (0.0..1.0).contains(&s.test_fraction),

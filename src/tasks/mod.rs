@@ -12,7 +12,6 @@
 
 pub mod bench;
 pub mod cache;
-pub mod cache_check;
 pub mod config;
 pub mod env;
 pub mod generate;

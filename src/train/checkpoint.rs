@@ -12,10 +12,10 @@
 //! leaves a half-written `checkpoint/`: at worst the previous one survives as
 //! `checkpoint.old/`, which [`load`] falls back to.
 
-use super::optim::AdamW;
 use crate::fsutil::{write_atomic, write_json_atomic};
 use crate::models::params::{read_safetensors, safetensors_bytes};
 use crate::models::ParamSet;
+use crate::optim::AdamW;
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -101,11 +101,11 @@ pub fn save(
     let mut meta = std::collections::HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
     write_atomic(
-        &tmp.join("model.safetensors"),
+        &tmp.join(crate::runs::layout::MODEL_WEIGHTS),
         &safetensors_bytes(&params.named_tensors(), Some(meta))?,
     )?;
     write_atomic(
-        &tmp.join("optimizer.safetensors"),
+        &tmp.join(crate::runs::layout::OPTIMIZER_STATE),
         &safetensors_bytes(&optimizer.state_tensors(params)?, None)?,
     )?;
     for (name, bytes) in extra_files {
@@ -119,7 +119,7 @@ pub fn save(
             .map(|(n, r)| (n.to_string(), RngState::capture(r)))
             .collect(),
     };
-    write_json_atomic(&tmp.join("state.json"), &state)?;
+    write_json_atomic(&tmp.join(crate::runs::layout::TRAINER_STATE), &state)?;
     if old.exists() {
         std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
     }
@@ -137,24 +137,24 @@ pub fn save(
 /// Loads the checkpoint in `dir` (or `dir.old` if a crash interrupted the swap) into
 /// `params` and `optimizer`, which must be freshly built with the same configuration.
 pub fn load(dir: &Path, params: &ParamSet, optimizer: &mut AdamW) -> Result<Resumed> {
-    let dir = if dir.join("state.json").exists() {
+    let dir = if dir.join(crate::runs::layout::TRAINER_STATE).exists() {
         dir.to_path_buf()
     } else {
         let old = sibling(dir, ".old")?;
-        if !old.join("state.json").exists() {
+        if !old.join(crate::runs::layout::TRAINER_STATE).exists() {
             bail!("no checkpoint in {} (state.json missing)", dir.display());
         }
         old
     };
-    let state_path = dir.join("state.json");
+    let state_path = dir.join(crate::runs::layout::TRAINER_STATE);
     let state: CheckpointState = serde_json::from_str(
         &std::fs::read_to_string(&state_path)
             .with_context(|| format!("reading {}", state_path.display()))?,
     )
     .with_context(|| format!("parsing {}", state_path.display()))?;
-    let model_path = dir.join("model.safetensors");
+    let model_path = dir.join(crate::runs::layout::MODEL_WEIGHTS);
     params.load_named(&read_safetensors(&model_path)?, &model_path)?;
-    let opt_path = dir.join("optimizer.safetensors");
+    let opt_path = dir.join(crate::runs::layout::OPTIMIZER_STATE);
     optimizer.load_state(
         &read_safetensors(&opt_path)?,
         state.optimizer_step,
@@ -181,10 +181,10 @@ mod tests {
     use crate::models::rl_heads::{PositionEmbedding, TokenLayout};
     use crate::models::tests::{discrete_spaces, random_rl_batch, tiny_rl_config};
     use crate::models::RlHeadsModel;
+    use crate::optim::clip::clip_global_norm;
+    use crate::optim::schedule::LrSchedule;
+    use crate::optim::{Gradients, OptimizerConfig, ScheduleKind};
     use crate::seed;
-    use crate::train::clip::clip_global_norm;
-    use crate::train::optim::{Gradients, OptimizerConfig, ScheduleKind};
-    use crate::train::schedule::LrSchedule;
 
     fn optimizer_config() -> OptimizerConfig {
         OptimizerConfig {

@@ -3,7 +3,8 @@
 //! token of the logged action is the argmax under teacher forcing) and reward accuracy (the
 //! greedily decoded reward text parses to the logged reward within the format's precision).
 
-use super::trainer::{mean_over_batches, BatchMetrics, Learner};
+use super::trainer::{BatchLoss, BatchMetrics, ValidationStarts, WindowLearner};
+use crate::formats::config::bpe_cache_dir;
 use crate::formats::config::LanguageFormatConfig;
 use crate::formats::config::RlhfTextFormatConfig;
 use crate::formats::corpus::bpe_corpus;
@@ -11,16 +12,15 @@ use crate::formats::fields::RewardText;
 use crate::formats::language::LanguageFormat;
 use crate::formats::lm_window::{LmWindowBatch, LmWindows};
 use crate::formats::rlhf_text::RlhfTextFormat;
-use crate::formats::starts::WindowStart;
-use crate::formats::tokenizer::{bpe_cache_dir, bpe_cache_dir_for, TextTokenizer};
+use crate::formats::Windows;
 use crate::models::{CausalLm, CausalLmConfig, ParamSet};
 use crate::rlhf::RlhfRun;
 use crate::tasks::Split;
 use crate::tasks::{EnvSpec, LearningHistory};
+use crate::tokenizer::{bpe_cache_dir_for, TextTokenizer};
 use anyhow::Result;
 use candle_core::{Device, Tensor, D};
 use rand_chacha::ChaCha8Rng;
-use std::collections::HashMap;
 use std::path::Path;
 
 /// Steps of the training split the BPE tokenizer is trained on (evenly subsampled).
@@ -35,7 +35,7 @@ pub struct LmLearner {
     pub tokenizer: TextTokenizer,
     windows: LmWindows,
     device: Device,
-    validation: HashMap<Split, Vec<WindowStart>>,
+    validation: ValidationStarts,
 }
 
 impl LmLearner {
@@ -58,7 +58,7 @@ impl LmLearner {
         let model = CausalLm::new(
             model_cfg,
             tokenizer.vocab_size(),
-            crate::seed::rng(seed, "model-init", &[]),
+            crate::seed::rng(seed, crate::runs::layout::MODEL_INIT_SEED, &[]),
         )?;
         tracing::info!(
             "language format `{}`: vocabulary {} tokens, {} distinct step texts",
@@ -73,7 +73,7 @@ impl LmLearner {
             tokenizer,
             windows,
             device: device.clone(),
-            validation: HashMap::new(),
+            validation: ValidationStarts::default(),
         })
     }
 
@@ -128,7 +128,7 @@ impl LmLearner {
         let model = CausalLm::new(
             model_cfg,
             tokenizer.vocab_size(),
-            crate::seed::rng(seed, "model-init", &[]),
+            crate::seed::rng(seed, crate::runs::layout::MODEL_INIT_SEED, &[]),
         )?;
         tracing::info!(
             "RLHF text format `{}`: vocabulary {} tokens, {} rollouts",
@@ -143,7 +143,7 @@ impl LmLearner {
             tokenizer,
             windows,
             device: device.clone(),
-            validation: HashMap::new(),
+            validation: ValidationStarts::default(),
         })
     }
 
@@ -173,13 +173,13 @@ impl LmLearner {
         }
         Ok(out)
     }
+}
+
+impl WindowLearner for LmLearner {
+    type Windows = LmWindows;
 
     /// Loss and metrics of a window batch; `dropout_rng = None` is evaluation mode.
-    fn evaluate(
-        &self,
-        w: &LmWindowBatch,
-        dropout_rng: Option<&mut ChaCha8Rng>,
-    ) -> Result<(Tensor, BatchMetrics)> {
+    fn evaluate(&self, w: &LmWindowBatch, dropout_rng: Option<&mut ChaCha8Rng>) -> BatchLoss {
         let shape = (w.batch, w.seq_len);
         let ids = Tensor::from_slice(&w.input_ids, shape, &self.device)?;
         let targets = Tensor::from_slice(&w.targets, shape, &self.device)?;
@@ -218,48 +218,24 @@ impl LmLearner {
         };
         Ok((loss.loss, metrics))
     }
-}
 
-impl Learner for LmLearner {
     fn params(&self) -> ParamSet {
         self.model.params()
     }
 
-    fn train_batch(
-        &mut self,
-        size: usize,
-        data_rng: &mut ChaCha8Rng,
-        dropout_rng: &mut ChaCha8Rng,
-    ) -> Result<(Tensor, BatchMetrics)> {
-        let w = self.windows.sample_train(data_rng, size)?;
-        self.evaluate(&w, Some(dropout_rng))
-    }
-
-    fn validate(
-        &mut self,
-        split: Split,
-        max_batches: usize,
-        batch_size: usize,
-    ) -> Result<Option<BatchMetrics>> {
-        let windows = &self.windows;
-        super::trainer::ensure_starts(
-            &mut self.validation,
-            split,
-            max_batches * batch_size,
-            |split, n| windows.validation_starts(split, n),
-        )?;
-        let starts = &self.validation[&split];
-        mean_over_batches(starts, batch_size, |chunk| {
-            Ok(self.evaluate(&self.windows.batch(chunk), None)?.1)
-        })
+    fn windows(&self) -> (&Self::Windows, &ValidationStarts) {
+        (&self.windows, &self.validation)
     }
 
     /// `config.json` makes the checkpoint a loadable Hugging Face GPT-2; `tokenizer.json`
     /// (for BPE and file tokenizers) goes with it.
     fn checkpoint_extras(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        let mut out = vec![("config.json", self.model.hf_config_json()?)];
+        let mut out = vec![(
+            crate::runs::layout::MODEL_CONFIG,
+            self.model.hf_config_json()?,
+        )];
         if let Some(json) = self.tokenizer.to_json()? {
-            out.push(("tokenizer.json", json));
+            out.push((crate::runs::layout::TOKENIZER_FILE, json));
         }
         Ok(out)
     }

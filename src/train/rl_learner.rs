@@ -1,57 +1,14 @@
 //! The RL-heads model learning RL-format windows: turns [`RlWindowBatch`]es into the model's
 //! tensors and its losses into [`BatchMetrics`].
 
-use super::trainer::{BatchMetrics, Learner};
-use crate::formats::starts::WindowStart;
+use super::trainer::{BatchLoss, BatchMetrics, ValidationStarts, WindowLearner};
 use crate::formats::window::{RlWindowBatch, RlWindows};
-use crate::models::{self, ParamSet, RlBatch, RlHeadsConfig, RlHeadsModel, RlSpaces};
-use crate::tasks::{EnvSpec, LearningHistory, RewardKind, Split};
+use crate::models::spaces::spaces_of;
+use crate::models::{self, ParamSet, RlBatch, RlHeadsConfig, RlHeadsModel};
+use crate::tasks::{EnvSpec, LearningHistory};
 use anyhow::Result;
 use candle_core::{Device, Tensor};
 use rand_chacha::ChaCha8Rng;
-use std::collections::HashMap;
-
-/// The model's spaces, read off the task's environment description.
-pub fn spaces_of(spec: &EnvSpec) -> RlSpaces {
-    RlSpaces {
-        states: match &spec.state {
-            crate::tasks::StateSpace::Discrete { n_states, .. } => {
-                models::StateSpace::Discrete { n: *n_states }
-            }
-            crate::tasks::StateSpace::Continuous { feature_names } => {
-                models::StateSpace::Continuous {
-                    dim: feature_names.len(),
-                }
-            }
-        },
-        state_coords: match &spec.state {
-            crate::tasks::StateSpace::Discrete { coords, .. } => shifted_coords(coords),
-            crate::tasks::StateSpace::Continuous { .. } => None,
-        },
-        n_actions: spec.n_actions(),
-        rewards: match &spec.reward {
-            RewardKind::Discrete { values } => models::RewardSpace::Classes(values.clone()),
-            RewardKind::Continuous => models::RewardSpace::Continuous,
-        },
-    }
-}
-
-/// Coordinates made non-negative (each shifted by its minimum); `None` without coordinates.
-fn shifted_coords(coords: &[Vec<i32>]) -> Option<Vec<Vec<u32>>> {
-    let k = coords.first().map_or(0, Vec::len);
-    if k == 0 || coords.iter().any(|c| c.len() != k) {
-        return None;
-    }
-    let min: Vec<i32> = (0..k)
-        .map(|j| coords.iter().map(|c| c[j]).min().unwrap_or(0))
-        .collect();
-    Some(
-        coords
-            .iter()
-            .map(|c| c.iter().zip(&min).map(|(&v, &m)| (v - m) as u32).collect())
-            .collect(),
-    )
-}
 
 /// Converts host windows into the model's batch on `device`.
 pub fn to_model_batch(w: &RlWindowBatch, device: &Device) -> Result<RlBatch> {
@@ -91,7 +48,7 @@ pub struct RlLearner<'a> {
     pub model: RlHeadsModel,
     windows: RlWindows<'a>,
     device: Device,
-    validation: HashMap<Split, Vec<WindowStart>>,
+    validation: ValidationStarts,
 }
 
 impl<'a> RlLearner<'a> {
@@ -105,7 +62,7 @@ impl<'a> RlLearner<'a> {
         let model = RlHeadsModel::new(
             cfg,
             &spaces_of(spec),
-            crate::seed::rng(seed, "model-init", &[]),
+            crate::seed::rng(seed, crate::runs::layout::MODEL_INIT_SEED, &[]),
         )?;
         let windows = RlWindows::new(spec, histories, cfg.context_steps)?
             .with_min_context(cfg.min_context)?;
@@ -113,59 +70,28 @@ impl<'a> RlLearner<'a> {
             model,
             windows,
             device: device.clone(),
-            validation: HashMap::new(),
+            validation: ValidationStarts::default(),
         })
     }
+}
+
+impl<'a> WindowLearner for RlLearner<'a> {
+    type Windows = RlWindows<'a>;
 
     /// Loss and metrics of a window batch; `dropout_rng = None` is evaluation mode.
-    fn evaluate(
-        &self,
-        w: &RlWindowBatch,
-        dropout_rng: Option<&mut ChaCha8Rng>,
-    ) -> Result<(Tensor, BatchMetrics)> {
+    fn evaluate(&self, w: &RlWindowBatch, dropout_rng: Option<&mut ChaCha8Rng>) -> BatchLoss {
         let batch = to_model_batch(w, &self.device)?;
         let out = self.model.forward(&batch, dropout_rng)?;
         let loss = self.model.loss(&out, &batch)?;
         let tokens = w.batch * w.steps * self.model.tokens_per_step();
         Ok((loss.total, metrics_of(&loss.metrics, tokens)))
     }
-}
 
-impl Learner for RlLearner<'_> {
     fn params(&self) -> ParamSet {
         self.model.params()
     }
 
-    fn train_batch(
-        &mut self,
-        size: usize,
-        data_rng: &mut ChaCha8Rng,
-        dropout_rng: &mut ChaCha8Rng,
-    ) -> Result<(Tensor, BatchMetrics)> {
-        let w = self.windows.sample_train(data_rng, size)?;
-        self.evaluate(&w, Some(dropout_rng))
-    }
-
-    fn validate(
-        &mut self,
-        split: Split,
-        max_batches: usize,
-        batch_size: usize,
-    ) -> Result<Option<BatchMetrics>> {
-        let windows = &self.windows;
-        super::trainer::ensure_starts(
-            &mut self.validation,
-            split,
-            max_batches * batch_size,
-            |split, n| windows.validation_starts(split, n),
-        )?;
-        let starts = &self.validation[&split];
-        super::trainer::mean_over_batches(starts, batch_size, |chunk| {
-            Ok(self.evaluate(&self.windows.batch(chunk), None)?.1)
-        })
-    }
-
-    fn checkpoint_extras(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        Ok(Vec::new())
+    fn windows(&self) -> (&Self::Windows, &ValidationStarts) {
+        (&self.windows, &self.validation)
     }
 }

@@ -4,19 +4,21 @@
 //! What a batch *is* belongs to a [`Learner`]; this loop only sees losses and numbers.
 
 use super::checkpoint;
-use super::clip::clip_global_norm;
+use super::config::TrainConfig;
 use super::guard::ensure_finite;
 use super::metrics_log::{MetricsLog, MetricsRow};
-use super::optim::{AdamW, Gradients};
-use super::schedule::LrSchedule;
+use crate::formats::starts::WindowStart;
+use crate::formats::Windows;
 use crate::models::ParamSet;
+use crate::optim::clip::clip_global_norm;
+use crate::optim::schedule::LrSchedule;
+use crate::optim::{AdamW, Gradients, OptimizerConfig};
 use crate::runs::RunDir;
-use crate::schema::AdlabConfig;
 use crate::tasks::Split;
 use anyhow::{Context, Result};
 use candle_core::Tensor;
 use rand_chacha::ChaCha8Rng;
-use std::collections::HashMap;
+use std::cell::OnceCell;
 use std::io::IsTerminal;
 use std::time::Instant;
 
@@ -46,18 +48,27 @@ pub fn mean_over_batches<S>(
     Ok((!mean.is_empty()).then(|| mean.mean()))
 }
 
-/// Makes the validation starts of `split` with `make(split, n)` on first use and keeps them in
-/// `cache`, so every validation scores the same windows. Shared by every learner.
-pub fn ensure_starts<S>(
-    cache: &mut HashMap<Split, Vec<S>>,
-    split: Split,
-    n: usize,
-    make: impl FnOnce(Split, usize) -> Result<Vec<S>>,
-) -> Result<()> {
-    if let std::collections::hash_map::Entry::Vacant(e) = cache.entry(split) {
-        e.insert(make(split, n)?);
+/// The fixed validation windows of each split, made on first use and kept, so every
+/// validation scores the same windows.
+#[derive(Debug, Default)]
+pub struct ValidationStarts {
+    train: OnceCell<Vec<WindowStart>>,
+    test: OnceCell<Vec<WindowStart>>,
+}
+
+impl ValidationStarts {
+    /// The starts of `split`, made by `windows` (`n` of them) on first use.
+    pub fn get(&self, windows: &impl Windows, split: Split, n: usize) -> Result<&[WindowStart]> {
+        let cell = match split {
+            Split::Train => &self.train,
+            Split::Test => &self.test,
+        };
+        if cell.get().is_none() {
+            // Set once: `get` was empty and nothing else holds `self` mutably.
+            let _ = cell.set(windows.validation_starts(split, n)?);
+        }
+        Ok(cell.get().map_or(&[], Vec::as_slice))
     }
-    Ok(())
 }
 
 /// A running mean of [`BatchMetrics`].
@@ -130,6 +141,63 @@ pub trait Learner {
     fn checkpoint_extras(&self) -> Result<Vec<(&'static str, Vec<u8>)>>;
 }
 
+/// Loss (to backpropagate) and metrics of one batch.
+pub type BatchLoss = Result<(Tensor, BatchMetrics)>;
+
+/// A learner over [`Windows`]: the model's loss of one batch of windows is all it adds.
+/// Drawing training batches and scoring the fixed validation set are written once, in the
+/// [`Learner`] every `WindowLearner` is.
+pub trait WindowLearner {
+    type Windows: Windows;
+    /// Loss and metrics of a batch; dropout draws from `dropout_rng` (`None`: evaluation).
+    fn evaluate(
+        &self,
+        batch: &<Self::Windows as Windows>::Batch,
+        dropout_rng: Option<&mut ChaCha8Rng>,
+    ) -> BatchLoss;
+    /// The trainable parameters (a stable order: it indexes the optimizer state).
+    fn params(&self) -> ParamSet;
+    /// The windows, and the validation set kept for them.
+    fn windows(&self) -> (&Self::Windows, &ValidationStarts);
+    /// Files saved beside the weights in every checkpoint.
+    fn checkpoint_extras(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        Ok(Vec::new())
+    }
+}
+
+impl<L: WindowLearner> Learner for L {
+    fn params(&self) -> ParamSet {
+        WindowLearner::params(self)
+    }
+
+    fn train_batch(
+        &mut self,
+        size: usize,
+        data_rng: &mut ChaCha8Rng,
+        dropout_rng: &mut ChaCha8Rng,
+    ) -> Result<(Tensor, BatchMetrics)> {
+        let w = self.windows().0.sample_train(data_rng, size)?;
+        self.evaluate(&w, Some(dropout_rng))
+    }
+
+    fn validate(
+        &mut self,
+        split: Split,
+        max_batches: usize,
+        batch_size: usize,
+    ) -> Result<Option<BatchMetrics>> {
+        let (windows, validation) = self.windows();
+        let starts = validation.get(windows, split, max_batches * batch_size)?;
+        mean_over_batches(starts, batch_size, |chunk| {
+            Ok(self.evaluate(&windows.batch(chunk), None)?.1)
+        })
+    }
+
+    fn checkpoint_extras(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        WindowLearner::checkpoint_extras(self)
+    }
+}
+
 /// How training ended.
 #[derive(Debug, Clone)]
 pub struct TrainOutcome {
@@ -142,20 +210,22 @@ pub struct TrainOutcome {
 const DATA_RNG: &str = "data";
 const DROPOUT_RNG: &str = "dropout";
 
-/// Trains `learner` as `cfg.train` says, writing metrics and checkpoints into `dir`.
+/// Trains `learner` as `t` says, with `opt`'s optimizer and the run's `seed`, writing metrics
+/// and checkpoints into `dir`.
 /// With `resume`, continues from `dir`'s checkpoint when there is one.
 pub fn train(
     learner: &mut dyn Learner,
-    cfg: &AdlabConfig,
+    t: &TrainConfig,
+    opt: &OptimizerConfig,
+    seed: u64,
     dir: &RunDir,
     resume: bool,
 ) -> Result<TrainOutcome> {
-    let t = &cfg.train;
     let params = learner.params();
-    let mut optimizer = AdamW::new(&cfg.optimizer, &params)?;
-    let schedule = LrSchedule::new(&cfg.optimizer, t.steps);
-    let mut data_rng = crate::seed::rng(cfg.seed, "train-batches", &[]);
-    let mut dropout_rng = crate::seed::rng(cfg.seed, "train-dropout", &[]);
+    let mut optimizer = AdamW::new(opt, &params)?;
+    let schedule = LrSchedule::new(opt, t.steps);
+    let mut data_rng = crate::seed::rng(seed, "train-batches", &[]);
+    let mut dropout_rng = crate::seed::rng(seed, "train-dropout", &[]);
     let ckpt_dir = dir.checkpoint_dir();
 
     let mut start = 0u64;
@@ -237,7 +307,7 @@ pub fn train(
         if t.grad_accum > 1 {
             grads.scale(1.0 / t.grad_accum as f32);
         }
-        let grad_norm = clip_global_norm(&mut grads, cfg.optimizer.grad_clip);
+        let grad_norm = clip_global_norm(&mut grads, opt.grad_clip);
         ensure_finite("gradient norm", grad_norm, step)?;
         optimizer.step(&params, &grads, lr)?;
         bar.inc(1);
@@ -300,10 +370,10 @@ pub fn train(
 
 /// Whether `dir` holds a checkpoint (or the `.old` copy a crash mid-swap leaves).
 pub fn has_checkpoint(dir: &std::path::Path) -> bool {
-    dir.join("state.json").is_file()
+    dir.join(crate::runs::layout::TRAINER_STATE).is_file()
         || dir
             .with_file_name("checkpoint.old")
-            .join("state.json")
+            .join(crate::runs::layout::TRAINER_STATE)
             .is_file()
 }
 

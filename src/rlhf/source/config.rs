@@ -4,6 +4,7 @@
 //! `deny_unknown_fields`, so a typo is an error, plus [`SentimentRlhfConfig::validate`] whose
 //! errors name the full key (`task.ppo.cliprange`).
 
+use crate::tasks::config::{check, check_name};
 use anyhow::{bail, Result};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -26,7 +27,7 @@ pub struct SentimentRlhfConfig {
     /// Number of source PPO runs (learning histories).
     pub runs: usize,
     /// Which runs are held out for evaluation.
-    pub split: crate::rlhf::task::RunSplitConfig,
+    pub split: crate::rlhf::rollout::RunSplitConfig,
     /// Per-run random search over PPO hyperparameters: `key: {uniform|log_uniform: [lo, hi]}`
     /// or `key: {choice: [...]}`; keys are names of `ppo` fields (see [`SEARCHABLE`]).
     #[serde(default)]
@@ -151,13 +152,6 @@ pub const SEARCHABLE: [&str; 10] = [
     "vf_coef",
     "ppo_epochs",
 ];
-
-fn check(ok: bool, key: &str, value: impl std::fmt::Display, expected: &str) -> Result<()> {
-    if !ok {
-        bail!("invalid `{key}` = {value}: expected {expected}");
-    }
-    Ok(())
-}
 
 impl SearchSpace {
     pub fn uniform(lo: f64, hi: f64) -> Self {
@@ -334,12 +328,7 @@ impl SentimentRlhfConfig {
     /// Checks what serde cannot; errors name the full key (`task.…`).
     pub fn validate(&self) -> Result<()> {
         self.split.validate()?;
-        check(
-            !self.name.is_empty() && !self.name.contains(['/', '\\']),
-            "task.name",
-            format!("{:?}", self.name),
-            "a non-empty name without path separators",
-        )?;
+        check_name(&self.name)?;
         check(
             self.corpus.prompts >= 1,
             "task.corpus.prompts",

@@ -8,12 +8,12 @@
 //! * [`reward`]: reward models (lexicon, external command);
 //! * [`policy`]: `CausalLm` + value head, reference copy, pretraining on stories;
 //! * [`sample`]: seeded temperature / top-k / top-p generation;
-//! * [`advantage`], [`kl`], [`ppo`]: TRLx's PPO (GAE, KL controllers, clipped losses, runs).
+//! * [`kl`], [`ppo`]: TRLx's PPO (KL controllers, clipped losses, runs), with the GAE and
+//!   whitening shared with the RL PPO source (`crate::tasks::source::advantage`).
 //!
 //! [`generate_runs`] pretrains one policy (every run starts from the same "pretrained LM", as
 //! TRLx runs start from one checkpoint) and then runs `task.runs` PPO runs in parallel.
 
-pub mod advantage;
 pub mod config;
 pub mod kl;
 pub mod lexicon;
@@ -30,8 +30,8 @@ pub use config::SentimentRlhfConfig;
 pub use reward::{build_reward, RewardModel};
 pub use story::{prompts, Grammar};
 
-use crate::formats::tokenizer::TextTokenizer;
 use crate::rlhf::RlhfRun;
+use crate::tokenizer::TextTokenizer;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;

@@ -10,12 +10,12 @@
 
 use super::config::PolicyConfig;
 use super::story::{Grammar, MAX_CONTINUATION_WORDS, PROMPT_TOKENS};
-use crate::formats::tokenizer::TextTokenizer;
 use crate::models::layers::{Activation, Conv1D};
 use crate::models::params::seeded_var_builder;
 use crate::models::{CausalLm, CausalLmConfig, ParamSet};
-use crate::train::clip::clip_global_norm;
-use crate::train::optim::{AdamW, Gradients, OptimizerConfig, ScheduleKind};
+use crate::optim::clip::clip_global_norm;
+use crate::optim::{AdamW, Gradients, OptimizerConfig, ScheduleKind};
+use crate::tokenizer::TextTokenizer;
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor, D};
 use candle_nn::VarMap;

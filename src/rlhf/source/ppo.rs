@@ -5,17 +5,17 @@
 //! minibatches; the adaptive KL controller updates once per epoch. Every epoch's rollouts are
 //! logged with the behaviour policy's logprobs and values.
 
-use super::advantage::{gae, whiten};
 use super::config::{PpoConfig, SentimentRlhfConfig};
 use super::kl::KlController;
 use super::policy::{adamw_config, pad_prompt, response_logprobs, Policy};
 use super::reward::{build_reward, RewardModel};
 use super::sample::generate;
-use crate::formats::tokenizer::TextTokenizer;
 use crate::models::CausalLm;
+use crate::optim::clip::clip_global_norm;
+use crate::optim::{AdamW, Gradients};
 use crate::rlhf::{RlhfEpoch, RlhfRun, Rollout};
-use crate::train::clip::clip_global_norm;
-use crate::train::optim::{AdamW, Gradients};
+use crate::tasks::source::advantage::{gae, whiten};
+use crate::tokenizer::TextTokenizer;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
@@ -297,7 +297,8 @@ pub fn run_ppo(
                 })
                 .collect();
             rewards[n - 1] += scores[i];
-            let (advantages, returns) = gae(&rewards, &v, ppo.gamma as f32, ppo.lam as f32);
+            let (advantages, returns) =
+                gae(&rewards, &v, &[], 0.0, ppo.gamma as f32, ppo.lam as f32);
             rollouts.push(Rollout {
                 query_ids: queries[i].clone(),
                 response_ids: responses[i].clone(),

@@ -4,7 +4,7 @@ use super::config::SentimentRlhfConfig;
 use super::policy::{pretrain, Policy};
 use super::ppo::{ppo_loss, run_ppo, Experience, RunInputs};
 use super::*;
-use crate::train::optim::Gradients;
+use crate::optim::Gradients;
 
 pub(crate) fn small_config() -> SentimentRlhfConfig {
     let mut cfg =

@@ -11,8 +11,8 @@
 use super::errors::TrlxError;
 use super::layout;
 use super::schema::RawRollout;
-use crate::formats::tokenizer::TextTokenizer;
 use crate::rlhf::{RlhfEpoch, RlhfRun, Rollout};
+use crate::tokenizer::TextTokenizer;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 

@@ -3,6 +3,7 @@
 //! environment and the algorithm so the hot path (tabular Q-learning on Dark Room) compiles
 //! to straight-line code; [`Source`] is the enum the rest of the program holds.
 
+pub mod advantage;
 pub mod bandit_algos;
 pub mod mlp;
 pub mod noise_distill;

@@ -128,23 +128,8 @@ impl Ppo {
     /// after the last transition (ignored if that transition ended an episode).
     fn advantages(&self, last_value: f32) -> (Vec<f32>, Vec<f32>) {
         let r = &self.rollout;
-        let n = r.rewards.len();
         let (gamma, lambda) = (self.cfg.gamma as f32, self.cfg.gae_lambda as f32);
-        let mut adv = vec![0.0f32; n];
-        let mut gae = 0.0f32;
-        for t in (0..n).rev() {
-            let next_value = if t + 1 == n {
-                last_value
-            } else {
-                r.values[t + 1]
-            };
-            let live = if r.ends[t] { 0.0 } else { 1.0 };
-            let delta = r.rewards[t] + gamma * next_value * live - r.values[t];
-            gae = delta + gamma * lambda * live * gae;
-            adv[t] = gae;
-        }
-        let returns = adv.iter().zip(&r.values).map(|(a, v)| a + v).collect();
-        (adv, returns)
+        super::advantage::gae(&r.rewards, &r.values, &r.ends, last_value, gamma, lambda)
     }
 
     fn update(&mut self, last_value: f32, rng: &mut SourceRng) {

@@ -1,11 +1,11 @@
-//! Tokenizers for the language format: `byte` (one token per byte, no training), `bpe`
+//! Tokenizers, shared by the language formats, the RLHF sources and the TRLx reader: `byte` (one token per byte, no training), `bpe`
 //! (byte-level BPE trained with the `tokenizers` crate on the rendered training corpus and
 //! cached as `tokenizer.json`), `file` (a Hugging Face `tokenizer.json`). All of them have an
 //! end-of-text token, which also serves as padding and as the token a window starts with.
 
-use super::config::TokenizerConfig;
 use crate::fsutil;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use tokenizers::decoders::DecoderWrapper;
@@ -18,12 +18,25 @@ use tokenizers::{AddedToken, Tokenizer, TokenizerBuilder};
 
 /// The end-of-text token's text (GPT-2's).
 pub const END_OF_TEXT: &str = "<|endoftext|>";
+
+/// The `format.tokenizer` section: which tokenizer turns rendered text into ids.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TokenizerConfig {
+    /// One token per byte (plus special tokens): needs no training, never out of vocabulary.
+    Byte,
+    /// Byte-level BPE trained on the rendered corpus and cached beside the data.
+    Bpe { vocab_size: usize },
+    /// A Hugging Face `tokenizer.json`.
+    File { path: PathBuf },
+}
+
 /// Names an existing `tokenizer.json` may use for its end-of-text token, in order of preference.
 const END_OF_TEXT_NAMES: [&str; 4] = [END_OF_TEXT, "</s>", "<eos>", "[SEP]"];
 /// The unknown-word token of [`TextTokenizer::word_level`].
 const UNKNOWN: &str = "<unk>";
 /// File name of a trained or cached tokenizer.
-pub const TOKENIZER_FILE: &str = "tokenizer.json";
+pub use crate::runs::layout::TOKENIZER_FILE;
 
 #[derive(Debug, Clone)]
 enum Inner {
@@ -154,7 +167,7 @@ impl TextTokenizer {
 
     /// The tokenizer a format asks for. `bpe` is loaded from `cache_dir/tokenizer.json` if
     /// present, else trained on `corpus()` and saved there (atomically); `cache_dir` should
-    /// be specific to the task data and the format (see [`bpe_cache_dir`]).
+    /// be specific to the task data and the format (see `formats::config::bpe_cache_dir`).
     pub fn for_config<C, S>(
         config: &TokenizerConfig,
         cache_dir: &Path,
@@ -253,20 +266,18 @@ impl TextTokenizer {
     }
 }
 
-/// `<data cache dir>/bpe-<format name>-<12 hex>`: the hash covers everything that changes the
-/// training corpus or the vocabulary (template, separator, precision, vocab size), so two
-/// formats never share a trained tokenizer by accident.
-pub fn bpe_cache_dir(
-    data_cache_dir: &Path,
-    format: &super::config::LanguageFormatConfig,
-) -> PathBuf {
-    let key = serde_json::json!({
-        "step": format.step,
-        "episode_separator": format.episode_separator,
-        "precision": format.precision,
-        "tokenizer": format.tokenizer,
-    });
-    bpe_cache_dir_for(data_cache_dir, &format.name, &key)
+/// The tokenizer a causal-LM run was trained with: the checkpoint's `tokenizer.json`
+/// (written for BPE and file tokenizers), else the byte tokenizer.
+pub fn run_tokenizer(config: &TokenizerConfig, checkpoint: &Path) -> Result<TextTokenizer> {
+    let saved = checkpoint.join(TOKENIZER_FILE);
+    match config {
+        TokenizerConfig::Byte => Ok(TextTokenizer::byte()),
+        _ if saved.is_file() => TextTokenizer::from_file(&saved),
+        _ => bail!(
+            "{} is missing: the run's tokenizer cannot be restored",
+            saved.display()
+        ),
+    }
 }
 
 /// `<data cache dir>/bpe-<name>-<12 hex of key>`, for any format whose text `key` fixes.

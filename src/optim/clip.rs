@@ -1,7 +1,7 @@
 //! Global-norm gradient clipping (PyTorch's `clip_grad_norm_`): if the L2 norm of all
 //! gradients together exceeds `max_norm`, every gradient is scaled by `max_norm / norm`.
 
-use super::optim::Gradients;
+use super::Gradients;
 
 /// Clips in place and returns the norm before clipping (what metrics.csv logs as
 /// `grad_norm`). `max_norm <= 0` only measures.

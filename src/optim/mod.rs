@@ -5,6 +5,12 @@
 //!
 //! Also the gradient buffer [`Gradients`] (host copies aligned with a [`ParamSet`]), which is
 //! where micro-batch gradients are summed for gradient accumulation.
+//!
+//! Shared vocabulary below training and the PPO sources: [`clip`] (global-norm clipping) and
+//! [`schedule`] (warmup + cosine) sit beside the optimizer.
+
+pub mod clip;
+pub mod schedule;
 
 use crate::models::ParamSet;
 use anyhow::{bail, Context, Result};

@@ -1,6 +1,18 @@
 //! The stages of one run: resolve the device, generate or load the learning histories,
 //! train, evaluate in context (when `eval.enabled`). Each stage checks for an interrupt
 //! before it starts; an evaluation error fails the run like any other stage's.
+//!
+//! The glue of one run sits here, above every stage: [`job`] (the run directory's lifecycle),
+//! [`resume`] (what may be continued), this file (the stage order), [`evaluate`] and
+//! [`rlhf_run`] (a run directory's checkpoint, data and held-out set handed to `eval`).
+//!
+//! Architecture invariant: the stages below (tasks, formats, models, train, eval) never import
+//! one another sideways; what one stage hands the next goes through here or the run directory.
+
+pub mod evaluate;
+pub mod job;
+pub mod resume;
+pub mod rlhf_run;
 
 use crate::formats::config::FormatConfig;
 use crate::models::ModelConfig;
@@ -41,7 +53,7 @@ pub fn run_pipeline(
     );
     crate::interrupt::check()?;
 
-    let dataset = crate::tasks::cache_check::load_checked(&cache.dir)?;
+    let dataset = crate::tasks::cache::check::load_checked(&cache.dir)?;
     let suite = dataset.suite()?;
     let resume = resume || cfg.train.resume;
     if let ModelConfig::RlHeads(m) = &cfg.model {
@@ -54,7 +66,14 @@ pub fn run_pipeline(
             let mut learner =
                 RlLearner::new(m, suite.spec(), &dataset.histories, cfg.seed, &device)?;
             log_model_size(&learner.model.params());
-            train(&mut learner, cfg, dir, resume)?;
+            train(
+                &mut learner,
+                &cfg.train,
+                &cfg.optimizer,
+                cfg.seed,
+                dir,
+                resume,
+            )?;
         }
         (ModelConfig::CausalLm(m), FormatConfig::Language(f)) => {
             let mut learner = LmLearner::new(
@@ -67,7 +86,14 @@ pub fn run_pipeline(
                 &device,
             )?;
             log_model_size(&learner.model.params());
-            train(&mut learner, cfg, dir, resume)?;
+            train(
+                &mut learner,
+                &cfg.train,
+                &cfg.optimizer,
+                cfg.seed,
+                dir,
+                resume,
+            )?;
         }
         (model, format) => anyhow::bail!(
             "model.kind `{}` cannot learn format.kind `{}` yet",
@@ -86,7 +112,7 @@ pub fn run_pipeline(
             eval.tasks,
             eval.train_tasks
         );
-        let summary = crate::eval::evaluate_run(cfg, dir).context("in-context evaluation")?;
+        let summary = evaluate::evaluate_run(cfg, dir).context("in-context evaluation")?;
         tracing::info!("{}", crate::eval::summary_line(&summary));
     }
     Ok(())
@@ -101,7 +127,7 @@ fn run_rlhf(
     device: &candle_core::Device,
     progress: bool,
 ) -> Result<()> {
-    let data = crate::eval::rlhf_run::rlhf_dataset(&cfg.task, &cfg.paths.data, progress)?;
+    let data = rlhf_run::rlhf_dataset(&cfg.task, &cfg.paths.data, progress)?;
     let held_out = data.indices(crate::tasks::Split::Test).len();
     tracing::info!(
         "RLHF histories: {} source runs ({} held out), {} rollouts, {}",
@@ -117,7 +143,14 @@ fn run_rlhf(
             crate::rlhf::token_steps::token_histories(&data.runs, &data.splits, f.positions)?;
         let mut learner = RlLearner::new(m, &spec, &histories, cfg.seed, device)?;
         log_model_size(&learner.model.params());
-        train(&mut learner, cfg, dir, resume || cfg.train.resume)?;
+        train(
+            &mut learner,
+            &cfg.train,
+            &cfg.optimizer,
+            cfg.seed,
+            dir,
+            resume || cfg.train.resume,
+        )?;
         if cfg.eval.as_ref().is_some_and(|e| e.enabled) {
             // Acting in context means writing completions: only a causal LM can.
             tracing::warn!(
@@ -146,15 +179,22 @@ fn run_rlhf(
         device,
     )?;
     // Evaluation must hold out exactly these runs, whatever the logs hold by then.
-    crate::eval::rlhf_run::write_held_out(dir, &data)?;
+    rlhf_run::write_held_out(dir, &data)?;
     log_model_size(&learner.model.params());
-    train(&mut learner, cfg, dir, resume || cfg.train.resume)?;
+    train(
+        &mut learner,
+        &cfg.train,
+        &cfg.optimizer,
+        cfg.seed,
+        dir,
+        resume || cfg.train.resume,
+    )?;
     drop(learner);
     drop(data);
     if cfg.eval.as_ref().is_some_and(|e| e.enabled) {
         crate::interrupt::check()?;
-        let summary = crate::eval::rlhf_run::evaluate_rlhf_run(cfg, dir)
-            .context("in-context RLHF evaluation")?;
+        let summary =
+            rlhf_run::evaluate_rlhf_run(cfg, dir).context("in-context RLHF evaluation")?;
         tracing::info!("{}", crate::eval::summary_line(&summary));
     }
     Ok(())

@@ -5,11 +5,11 @@
 //! the directory to delete so the next run regenerates it. A complete cache is reused without
 //! taking the generation lock, so a read-only `data/` still serves it.
 
-use super::cache::{self, CacheInfo, CacheMeta, Dataset};
-use super::config::TaskConfig;
-use super::env::{RewardKind, StateSpace};
-use super::history::LearningHistory;
-use super::suite::Split;
+use super::{self as cache, CacheInfo, CacheMeta, Dataset};
+use crate::tasks::config::TaskConfig;
+use crate::tasks::env::{RewardKind, StateSpace};
+use crate::tasks::history::LearningHistory;
+use crate::tasks::suite::Split;
 use anyhow::{bail, Result};
 use std::path::Path;
 

@@ -67,7 +67,7 @@ pub fn run(loaded: &LoadedConfig, location: RunLocation, log: &RunLogSlot) -> Re
     }));
 
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        crate::pipeline::run_pipeline(loaded, &dir, &mut meta, resume)
+        super::run_pipeline(loaded, &dir, &mut meta, resume)
     }));
     let (status, error) = match result {
         Ok(Ok(())) => (RunStatus::Completed, None),

@@ -1,6 +1,6 @@
 //! Learning-rate schedule: constant, or linear warmup followed by cosine decay to `min_lr`.
 
-use super::optim::{OptimizerConfig, ScheduleKind};
+use super::{OptimizerConfig, ScheduleKind};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LrSchedule {

@@ -5,10 +5,10 @@
 //! that epoch), `summary.json` (with an `rlhf` section) and `completions.jsonl` (every
 //! completion written, with its prompt and score).
 
-use super::results::{self, EvalRow, PolicyKind};
-use super::reward_prediction::{reward_prediction, RewardPrediction};
-use super::rlhf_eval::InContextWriter;
-use super::summary::{summarise, Summary};
+use crate::eval::results::{self, EvalRow, PolicyKind};
+use crate::eval::reward_prediction::reward_prediction;
+use crate::eval::rlhf_eval::InContextWriter;
+use crate::eval::summary::{summarise, RlhfSummary, Summary};
 use crate::formats::config::FormatConfig;
 use crate::formats::rlhf_text::RlhfTextFormat;
 use crate::models::{CausalLm, ModelConfig};
@@ -20,23 +20,6 @@ use crate::tasks::Split;
 use crate::train::lm_learner::LmLearner;
 use anyhow::{bail, Context, Result};
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
-
-/// The `rlhf` section of `summary.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RlhfSummary {
-    /// Epochs in context at each evaluation point (the `episode` index of `eval.csv`).
-    pub context_epochs: Vec<usize>,
-    pub prompts: usize,
-    /// Rewards of the held-out runs' rollouts, predicted under teacher forcing.
-    pub reward_prediction: Option<RewardPrediction>,
-    /// Why the in-context curve is missing, when it is.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub in_context_skipped: Option<String>,
-}
-
-/// The file naming the runs a model was trained without.
-const HELD_OUT_FILE: &str = "held_out_runs.json";
 
 /// Records which runs the training held out (their ids), so evaluation holds out the same.
 pub fn write_held_out(dir: &RunDir, data: &RlhfDataset) -> Result<()> {
@@ -45,13 +28,13 @@ pub fn write_held_out(dir: &RunDir, data: &RlhfDataset) -> Result<()> {
         .into_iter()
         .map(|i| data.runs[i].id.as_str())
         .collect();
-    crate::fsutil::write_json_atomic(&dir.path.join(HELD_OUT_FILE), &ids)
+    crate::fsutil::write_json_atomic(&dir.path.join(crate::runs::layout::HELD_OUT_RUNS), &ids)
 }
 
 /// Applies the training's held-out runs (if recorded) to `data`, so that runs added to the
 /// logs since are never mistaken for held-out ones; a recorded run now missing is a warning.
 fn read_held_out(dir: &RunDir, data: &mut RlhfDataset) -> Result<()> {
-    let path = dir.path.join(HELD_OUT_FILE);
+    let path = dir.path.join(crate::runs::layout::HELD_OUT_RUNS);
     if !path.is_file() {
         return Ok(());
     }
@@ -120,12 +103,12 @@ pub fn evaluate_rlhf_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
     let rlhf_cfg = eval.rlhf.clone().unwrap_or_default();
     let mut data = rlhf_dataset(&cfg.task, &cfg.paths.data, false)?;
     read_held_out(dir, &mut data)?;
-    let checkpoint = super::evaluate::checkpoint_weights(dir)?;
+    let checkpoint = crate::runs::checkpoint_weights(dir)?;
     let checkpoint = checkpoint
         .parent()
         .expect("weights live in a checkpoint directory");
     let device = candle_core::Device::Cpu;
-    let tokenizer = super::evaluate::run_tokenizer(&f.tokenizer, checkpoint)?;
+    let tokenizer = crate::tokenizer::run_tokenizer(&f.tokenizer, checkpoint)?;
     let mut learner = LmLearner::for_rlhf(
         m,
         f,
@@ -136,9 +119,12 @@ pub fn evaluate_rlhf_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
         cfg.seed,
         &device,
     )?;
-    learner.model =
-        CausalLm::from_pretrained(checkpoint, m, crate::seed::rng(cfg.seed, "model-init", &[]))
-            .with_context(|| format!("loading {}", checkpoint.display()))?;
+    learner.model = CausalLm::from_pretrained(
+        checkpoint,
+        m,
+        crate::seed::rng(cfg.seed, crate::runs::layout::MODEL_INIT_SEED, &[]),
+    )
+    .with_context(|| format!("loading {}", checkpoint.display()))?;
     let format = RlhfTextFormat::new(f);
 
     let reward_prediction = if data.indices(Split::Test).is_empty() {
@@ -232,7 +218,10 @@ pub fn evaluate_rlhf_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
         }
     }
     results::write(&dir.eval_path(), &rows)?;
-    crate::fsutil::write_atomic(&dir.path.join("completions.jsonl"), completions.as_bytes())?;
+    crate::fsutil::write_atomic(
+        &dir.path.join(crate::runs::layout::COMPLETIONS),
+        completions.as_bytes(),
+    )?;
     let mut summary = summarise(&rows, eval.summary_k, eval.temperature);
     summary.rlhf = Some(RlhfSummary {
         context_epochs: rlhf_cfg.context_epochs.clone(),

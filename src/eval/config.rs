@@ -1,0 +1,39 @@
+//! The `eval` section: how many tasks and episodes the in-context evaluation plays, and the
+//! RLHF evaluation points.
+
+use serde::{Deserialize, Serialize};
+
+/// The `eval` section (absent, `~eval`, means no evaluation).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    pub enabled: bool,
+    /// Episodes the model plays per task, with its own history as context.
+    pub episodes: usize,
+    /// Number of held-out (test) tasks to evaluate on.
+    pub tasks: usize,
+    /// Number of training tasks evaluated too, for comparison.
+    #[serde(default)]
+    pub train_tasks: usize,
+    /// Sampling temperature; 0 = greedy.
+    pub temperature: f64,
+    /// Episodes averaged for the "first k" / "last k" summary figures.
+    #[serde(default = "default_k")]
+    pub summary_k: usize,
+    /// Fraction of the model's context kept when a full window slides at evaluation: 0.5
+    /// rebuilds the window every half context (cheap); values near 1 slide it almost every
+    /// step, so the model always sees nearly a full context of its own history.
+    #[serde(default = "default_context_kept")]
+    pub context_kept: f64,
+    /// In-context RLHF (tasks of RLHF histories): evaluation points and prompts.
+    #[serde(default)]
+    pub rlhf: Option<super::rlhf_eval::RlhfEvalConfig>,
+}
+
+fn default_k() -> usize {
+    10
+}
+
+fn default_context_kept() -> f64 {
+    0.5
+}

@@ -1,0 +1,117 @@
+//! Evaluation of one run directory: load its checkpoint and data cache, let the model act in
+//! context on held-out (and some training) tasks (`eval::evaluate`), and write `eval.csv` and
+//! `summary.json` into the run directory. RLHF runs go to [`super::rlhf_run`].
+
+use crate::eval::evaluate::evaluate_policy;
+use crate::eval::lm_policy::LmPolicy;
+use crate::eval::results;
+use crate::eval::rl_policy::RlHeadsPolicy;
+use crate::eval::summary::{summarise, Summary};
+use crate::formats::config::FormatConfig;
+use crate::formats::language::LanguageFormat;
+use crate::models::{CausalLm, ModelConfig, RlHeadsModel};
+use crate::runs::RunDir;
+use crate::schema::AdlabConfig;
+use anyhow::{bail, Context, Result};
+
+/// Evaluates the run in `dir` as `cfg.eval` says; writes `eval.csv` and `summary.json`.
+pub fn evaluate_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
+    let Some(eval) = &cfg.eval else {
+        bail!("the config has no `eval` section: nothing to evaluate");
+    };
+    if cfg.task.is_rlhf() {
+        return super::rlhf_run::evaluate_rlhf_run(cfg, dir);
+    }
+    if eval.episodes == 0 {
+        bail!("eval.episodes = 0: nothing to evaluate");
+    }
+    crate::interrupt::check()?;
+    let cache = crate::tasks::cache::ensure(cfg.task.rl()?, &cfg.paths.data, false)?;
+    let dataset = crate::tasks::cache::load(&cache.dir)?;
+    let suite = dataset.suite()?;
+    let weights = crate::runs::checkpoint_weights(dir)?;
+    let rows = match &cfg.model {
+        ModelConfig::RlHeads(m) => {
+            let spaces = crate::models::spaces::spaces_of(suite.spec());
+            // The init stream does not matter: every weight is overwritten by the checkpoint.
+            let model = RlHeadsModel::new(
+                m,
+                &spaces,
+                crate::seed::rng(cfg.seed, crate::runs::layout::MODEL_INIT_SEED, &[]),
+            )?;
+            model
+                .load_weights(&weights)
+                .with_context(|| format!("loading {}", weights.display()))?;
+            evaluate_policy(&suite, eval, cfg.seed, |rows| {
+                Ok(Box::new(RlHeadsPolicy::new(
+                    &model,
+                    rows,
+                    eval.context_kept,
+                )))
+            })?
+        }
+        ModelConfig::CausalLm(m) => {
+            let FormatConfig::Language(f) = &cfg.format else {
+                bail!(
+                    "model.kind `causal_lm` needs a language format, not `{}`",
+                    cfg.format.kind()
+                );
+            };
+            let format = LanguageFormat::new(f, suite.spec())?;
+            let checkpoint = weights
+                .parent()
+                .expect("weights live in a checkpoint directory");
+            let tokenizer = crate::tokenizer::run_tokenizer(&f.tokenizer, checkpoint)?;
+            let model = CausalLm::from_pretrained(
+                checkpoint,
+                m,
+                crate::seed::rng(cfg.seed, crate::runs::layout::MODEL_INIT_SEED, &[]),
+            )
+            .with_context(|| format!("loading {}", checkpoint.display()))?;
+            evaluate_policy(&suite, eval, cfg.seed, |rows| {
+                Ok(Box::new(LmPolicy::new(
+                    &model,
+                    &format,
+                    &tokenizer,
+                    rows,
+                    eval.context_kept,
+                )?))
+            })?
+        }
+    };
+    results::write(&dir.eval_path(), &rows.rows)?;
+    let mut summary = summarise(&rows.rows, eval.summary_k, eval.temperature);
+    for (split, stats) in rows.decoding {
+        if let Some(s) = summary.splits.get_mut(split.as_str()) {
+            s.decoding = Some(stats);
+        }
+    }
+    crate::fsutil::write_json_atomic(&dir.summary_path(), &summary)?;
+    Ok(summary)
+}
+
+/// The config of the run in `run_dir` (its `config.yaml`, already composed and resolved) with
+/// value overrides applied (`eval.episodes=100`, `++eval.tasks=4`, `~eval`, …).
+pub fn run_config(
+    run_dir: &std::path::Path,
+    overrides: &[crate::config::Override],
+) -> Result<AdlabConfig> {
+    let path = run_dir.join("config.yaml");
+    if !path.is_file() {
+        bail!(
+            "{} is not a run directory: it has no config.yaml",
+            run_dir.display()
+        );
+    }
+    let mut tree = crate::config::yaml::read_config_file(&path)?.body;
+    for o in overrides {
+        if o.is_sweep() {
+            bail!(
+                "`{}`: sweep values cannot be used with `adlab eval`",
+                o.text
+            );
+        }
+        crate::config::compose::apply_value_override(&mut tree, o)?;
+    }
+    Ok(crate::schema::typed_config(&tree)?)
+}
