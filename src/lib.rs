@@ -21,6 +21,7 @@ pub mod runs;
 pub mod schema;
 pub mod schema_checks;
 pub mod seed;
+pub mod show;
 pub mod sweep;
 pub mod tasks;
 pub mod train;

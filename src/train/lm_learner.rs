@@ -6,13 +6,13 @@
 use super::trainer::{mean_over_batches, BatchMetrics, Learner};
 use crate::formats::config::LanguageFormatConfig;
 use crate::formats::config::RlhfTextFormatConfig;
-use crate::formats::corpus::bpe_corpus;
 use crate::formats::fields::RewardText;
+use crate::formats::format_tokenizer::{language_tokenizer, rlhf_tokenizer};
 use crate::formats::language::LanguageFormat;
 use crate::formats::lm_window::{LmWindowBatch, LmWindows};
 use crate::formats::rlhf_text::RlhfTextFormat;
 use crate::formats::starts::WindowStart;
-use crate::formats::tokenizer::{bpe_cache_dir, bpe_cache_dir_for, TextTokenizer};
+use crate::formats::tokenizer::TextTokenizer;
 use crate::models::{CausalLm, CausalLmConfig, ParamSet};
 use crate::rlhf::RlhfRun;
 use crate::tasks::Split;
@@ -22,9 +22,6 @@ use candle_core::{Device, Tensor, D};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::path::Path;
-
-/// Steps of the training split the BPE tokenizer is trained on (evenly subsampled).
-const BPE_CORPUS_STEPS: usize = 200_000;
 
 pub struct LmLearner {
     pub model: CausalLm,
@@ -49,11 +46,7 @@ impl LmLearner {
         device: &Device,
     ) -> Result<Self> {
         let format = LanguageFormat::new(format_cfg, spec)?;
-        let tokenizer = TextTokenizer::for_config(
-            &format_cfg.tokenizer,
-            &bpe_cache_dir(data_dir, format_cfg),
-            || Ok(bpe_corpus(&format, histories, BPE_CORPUS_STEPS)?.into_iter()),
-        )?;
+        let tokenizer = language_tokenizer(&format, histories, data_dir)?;
         let windows = LmWindows::new(&format, &tokenizer, histories, model_cfg.context_tokens)?;
         let model = CausalLm::new(
             model_cfg,
@@ -98,27 +91,9 @@ impl LmLearner {
             .iter()
             .map(|r| format.render_run(r))
             .collect::<Result<Vec<_>>>()?;
-        let key = serde_json::to_value(format_cfg)?;
-        let built = |_: ()| {
-            TextTokenizer::for_config(
-                &format_cfg.tokenizer,
-                &bpe_cache_dir_for(data_dir, &format_cfg.name, &key),
-                || {
-                    let corpus: Vec<String> = steps
-                        .iter()
-                        .zip(splits)
-                        .filter(|(_, s)| **s == Split::Train)
-                        .flat_map(|(h, _)| h.iter())
-                        .flat_map(|(st, _, _)| st.segments().map(str::to_string))
-                        .filter(|s| !s.is_empty())
-                        .collect();
-                    Ok(corpus.into_iter())
-                },
-            )
-        };
         let tokenizer = match tokenizer {
             Some(t) => t,
-            None => built(())?,
+            None => rlhf_tokenizer(format_cfg, &steps, splits, data_dir)?,
         };
         let windows = LmWindows::from_steps(
             splits.iter().copied().zip(steps),
