@@ -185,18 +185,21 @@ impl TextTokenizer {
         }
     }
 
-    /// Writes the tokenizer as a Hugging Face `tokenizer.json` (not for `byte`).
+    /// Writes the tokenizer as a Hugging Face `tokenizer.json`.
     pub fn save(&self, path: &Path) -> Result<()> {
         match self.to_json()? {
             Some(json) => fsutil::write_atomic(path, &json),
-            None => anyhow::bail!("the byte tokenizer has no tokenizer.json"),
+            None => anyhow::bail!("the tokenizer has no tokenizer.json form"),
         }
     }
 
-    /// The Hugging Face `tokenizer.json` text (`None` for `byte`, which needs no file).
+    /// The Hugging Face `tokenizer.json` text (for `byte`, an equivalent byte-level BPE
+    /// without merges: adlab itself never needs the file, Hugging Face does).
     pub fn to_json(&self) -> Result<Option<Vec<u8>>> {
         match &self.inner {
-            Inner::Byte => Ok(None),
+            Inner::Byte => Ok(Some(
+                super::hf_tokenizer::byte_tokenizer_json()?.into_bytes(),
+            )),
             Inner::Hf(t) => {
                 let json = t
                     .to_string(false)

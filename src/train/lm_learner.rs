@@ -8,6 +8,7 @@ use crate::formats::config::LanguageFormatConfig;
 use crate::formats::config::RlhfTextFormatConfig;
 use crate::formats::fields::RewardText;
 use crate::formats::format_tokenizer::{language_tokenizer, rlhf_tokenizer};
+use crate::formats::hf_tokenizer::tokenizer_config_json;
 use crate::formats::language::LanguageFormat;
 use crate::formats::lm_window::{LmWindowBatch, LmWindows};
 use crate::formats::rlhf_text::RlhfTextFormat;
@@ -229,12 +230,25 @@ impl Learner for LmLearner {
         })
     }
 
-    /// `config.json` makes the checkpoint a loadable Hugging Face GPT-2; `tokenizer.json`
-    /// (for BPE and file tokenizers) goes with it.
+    /// `config.json` (with the vocabulary's own special-token ids) makes the checkpoint a
+    /// loadable Hugging Face GPT-2; `tokenizer.json` and `tokenizer_config.json` go with it.
     fn checkpoint_extras(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        let mut out = vec![("config.json", self.model.hf_config_json()?)];
+        let eot = self.tokenizer.end_of_text_id();
+        let mut config = self.model.hf_config();
+        (
+            config.bos_token_id,
+            config.eos_token_id,
+            config.pad_token_id,
+        ) = (Some(eot), Some(eot), Some(eot));
+        let mut config = serde_json::to_string_pretty(&config)?;
+        config.push('\n');
+        let mut out = vec![("config.json", config.into_bytes())];
         if let Some(json) = self.tokenizer.to_json()? {
             out.push(("tokenizer.json", json));
+            out.push((
+                "tokenizer_config.json",
+                tokenizer_config_json(&self.tokenizer, self.model.hf_config().n_positions)?,
+            ));
         }
         Ok(out)
     }
