@@ -24,4 +24,5 @@ pub mod seed;
 pub mod show;
 pub mod sweep;
 pub mod tasks;
+pub mod tensorboard;
 pub mod train;
