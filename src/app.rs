@@ -165,6 +165,28 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
             );
             Ok(0)
         }
+        Command::Show {
+            overrides,
+            history,
+            steps,
+            color,
+        } => {
+            let colour = match color {
+                clap::ColorChoice::Always => true,
+                clap::ColorChoice::Never => false,
+                clap::ColorChoice::Auto => {
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+                }
+            };
+            let req = crate::show::ShowRequest {
+                overrides,
+                history,
+                steps,
+                colour,
+            };
+            print!("{}", crate::show::show(&config_dir, &req)?);
+            Ok(0)
+        }
         Command::Eval { run_dir, overrides } => {
             let ovs = config::parse_overrides(&overrides)?;
             let cfg = crate::pipeline::evaluate::run_config(&run_dir, &ovs)?;

@@ -116,6 +116,28 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Print one learning history as the composed format shows it to the model: token
+    /// boundaries, action and reward tokens marked, tokens per step and per episode, and the
+    /// part of the history one training window covers.
+    #[command(
+        after_help = "A text format with the default model shows it as model=causal_lm reads it.\n\
+                      Examples:\n  adlab show task=darkroom format=coords\n  adlab show +experiment=rlhf_ad\n  \
+                      adlab show task=bandit --steps 5 --history 3"
+    )]
+    Show {
+        /// Overrides (key=value, group=option, +experiment=NAME, ...).
+        overrides: Vec<String>,
+        /// Which history (RLHF: which source run), by index (default: the first training one).
+        #[arg(long, value_name = "N")]
+        history: Option<usize>,
+        /// Steps printed from each of the start, middle and end of the history.
+        #[arg(long, value_name = "K", default_value_t = 3)]
+        steps: usize,
+        /// Colour the action and reward tokens (auto: when stdout is a terminal and NO_COLOR
+        /// is unset); without colour they are marked `[a:...]`, `[r:...]`.
+        #[arg(long, value_enum, default_value_t = clap::ColorChoice::Auto)]
+        color: clap::ColorChoice,
+    },
     /// Build (or reuse) the learning-history cache of a task config.
     #[command(
         after_help = "Examples:\n  adlab generate task=darkroom\n  adlab generate task=bandit task.seed=1 paths.data=/scratch/data"

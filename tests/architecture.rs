@@ -17,7 +17,7 @@ use std::path::Path;
 /// layer never import one another.
 const LAYERS: &[&[&str]] = &[
     &["fsutil", "seed", "interrupt", "device"],
-    &["logging"],
+    &["logging", "tensorboard"],
     &["config"],
     &["runs"],
     &["launch"],
@@ -31,7 +31,7 @@ const LAYERS: &[&[&str]] = &[
     &["schema_checks"],
     &["schema"],
     &["pipeline"],
-    &["sweep"],
+    &["sweep", "show"],
     &["report"],
     &["cli"],
     &["app"],

@@ -209,7 +209,8 @@ fn one_row_per_run_with_differing_keys_and_final_and_best_figures() {
     );
     assert!(md.contains("Sorted by `val.action_acc.final`"), "{md}");
     let first = md.lines().find(|l| l.starts_with("| 0.")).unwrap();
-    assert!(first.starts_with("| 0.001 | 2 | 0.5000 ± 0.1414 |"), "{md}");
+    // Mean ± standard error (0.1414 / √2), at the error's two significant figures.
+    assert!(first.starts_with("| 0.001 | 2 | 0.50 ± 0.10 |"), "{md}");
 }
 
 #[test]
@@ -317,9 +318,20 @@ fn plots_have_one_series_per_group_as_svg_and_png() {
         assert!(svg.len() > 1000, "{stem}.svg is nearly empty");
         // Each group: its mean line and its legend sample, both 2 px wide.
         assert_eq!(svg_lines_with_width(&svg, 2), 2 * 2, "{stem}");
-        for label in ["optimizer.lr=0.001", "optimizer.lr=0.01"] {
+        // Groups are named by their values, the key once in the legend's title.
+        assert!(
+            svg.contains("legend: optimizer.lr"),
+            "{stem}.svg: no legend title"
+        );
+        let prefix = if stem == "in_context_test" {
+            "model: "
+        } else {
+            ""
+        };
+        for value in ["0.001", "0.01"] {
+            let label = format!(">\n{prefix}{value}\n<");
             assert!(
-                svg.contains(label),
+                svg.contains(&label),
                 "{stem}.svg lacks the legend label {label}"
             );
         }

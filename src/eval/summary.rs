@@ -57,6 +57,21 @@ pub struct Summary {
     pub rlhf: Option<RlhfSummary>,
 }
 
+impl Summary {
+    /// Every policy's per-episode return curve, tagged `in_context/<split>/<policy>` (what the
+    /// TensorBoard event file shows).
+    pub fn in_context_curves(&self) -> Vec<(String, Vec<f64>)> {
+        self.splits
+            .iter()
+            .flat_map(|(split, s)| {
+                s.policies.iter().map(move |(policy, p)| {
+                    (format!("in_context/{split}/{policy}"), p.curve.clone())
+                })
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SplitSummary {
     pub tasks: Vec<usize>,

@@ -15,6 +15,7 @@
 pub mod config;
 pub mod corpus;
 pub mod fields;
+pub mod format_tokenizer;
 pub mod language;
 pub mod lm_window;
 pub mod parse;

@@ -67,6 +67,14 @@ pub struct HfGpt2Config {
     pub layer_norm_epsilon: f64,
     #[serde(default)]
     pub architectures: Vec<String>,
+    /// Special tokens of the checkpoint's own vocabulary: without them `transformers` assumes
+    /// GPT-2's 50256, which a small vocabulary does not have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bos_token_id: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eos_token_id: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad_token_id: Option<u32>,
 }
 
 fn hf_model_type() -> String {
@@ -245,6 +253,9 @@ impl CausalLm {
             activation_function: self.cfg.activation.hf_name().into(),
             layer_norm_epsilon: self.cfg.layer_norm_eps,
             architectures: vec!["GPT2LMHeadModel".into()],
+            bos_token_id: None,
+            eos_token_id: None,
+            pad_token_id: None,
         }
     }
 

@@ -87,6 +87,7 @@ pub fn evaluate_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
         }
     }
     crate::fsutil::write_json_atomic(&dir.summary_path(), &summary)?;
+    crate::tensorboard::log_in_context(&dir.path, &summary.in_context_curves());
     Ok(summary)
 }
 

@@ -230,5 +230,6 @@ pub fn evaluate_rlhf_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
         in_context_skipped: skipped,
     });
     crate::fsutil::write_json_atomic(&dir.summary_path(), &summary)?;
+    crate::tensorboard::log_in_context(&dir.path, &summary.in_context_curves());
     Ok(summary)
 }

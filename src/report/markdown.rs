@@ -1,7 +1,9 @@
 //! The grouped report as a markdown table (`report.md`, and stdout): one row per group,
-//! `mean ± std` per chosen figure, best group first; runs that did not complete are listed
-//! below with their error line.
+//! `mean ± s.e.` per chosen figure under a short column name (the full JSON paths listed once
+//! below the table), best group first; runs that did not complete are listed below with their
+//! error line.
 
+use super::labels::{mean_with_error, short_names};
 use super::table::{higher_is_better, GroupTable, RunTable};
 use std::fmt::Write;
 
@@ -30,12 +32,14 @@ pub fn render(
         };
         let _ = writeln!(
             s,
-            "Sorted by `{f}` ({order}); cells are mean ± std over the completed runs of a group.\n"
+            "Sorted by `{f}` ({order}); cells are mean ± standard error over the completed runs \
+             of a group, rounded to the error's two significant figures.\n"
         );
     }
     let mut header: Vec<String> = groups.keys.iter().map(|k| format!("`{k}`")).collect();
     header.push("runs".into());
-    header.extend(columns.iter().map(|c| format!("`{c}`")));
+    let short = short_names(columns);
+    header.extend(short.iter().map(|c| format!("`{c}`")));
     let _ = writeln!(s, "| {} |", header.join(" | "));
     let _ = writeln!(
         s,
@@ -51,14 +55,23 @@ pub fn render(
         });
         for c in columns {
             cells.push(match g.stats.get(c) {
-                Some(st) => match st.std {
-                    Some(sd) => format!("{} ± {}", num(st.mean), num(sd)),
-                    None => num(st.mean),
-                },
+                Some(st) => {
+                    let se = st.std.map(|sd| sd / (st.count as f64).sqrt());
+                    mean_with_error(st.mean, se)
+                }
                 None => String::new(),
             });
         }
         let _ = writeln!(s, "| {} |", cells.join(" | "));
+    }
+    let renamed: Vec<String> = columns
+        .iter()
+        .zip(&short)
+        .filter(|(full, short)| full != short)
+        .map(|(full, short)| format!("`{short}` = `{full}`"))
+        .collect();
+    if !renamed.is_empty() {
+        let _ = writeln!(s, "\nColumns: {}.", renamed.join("; "));
     }
     let unfinished: Vec<_> = runs
         .rows
@@ -78,32 +91,6 @@ pub fn render(
     s
 }
 
-/// Four significant digits, without exponent for everyday magnitudes.
-pub fn num(x: f64) -> String {
-    if x == 0.0 || !x.is_finite() {
-        return format!("{x}");
-    }
-    let mag = x.abs().log10().floor() as i32;
-    if !(-4..6).contains(&mag) {
-        return format!("{x:.3e}");
-    }
-    let decimals = (3 - mag).max(0) as usize;
-    format!("{x:.decimals$}")
-}
-
 fn escape(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_keep_four_significant_digits() {
-        assert_eq!(num(0.123456), "0.1235");
-        assert_eq!(num(12.3456), "12.35");
-        assert_eq!(num(12345.6), "12346");
-        assert_eq!(num(1e-7), "1.000e-7");
-    }
 }

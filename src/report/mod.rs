@@ -8,6 +8,7 @@
 
 pub mod collect;
 pub mod font;
+pub mod labels;
 pub mod markdown;
 pub mod plots;
 pub mod table;

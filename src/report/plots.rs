@@ -6,6 +6,7 @@
 
 use super::collect::RunRecord;
 use super::font::{ensure_registered, FAMILY};
+use super::labels::{group_label, group_title};
 use super::table::GroupTable;
 use anyhow::{anyhow, Context, Result};
 use plotters::coord::Shift;
@@ -13,9 +14,15 @@ use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The plot's own size; a legend below it makes the image taller.
 const SIZE: (u32, u32) = (1100, 520);
 const LEGEND_WIDTH: u32 = 340;
-const LABEL_MAX: usize = 38;
+/// Longest label (characters) that fits the legend beside the plot; longer ones go below it,
+/// whole: a cut label can make two groups read the same.
+const SIDE_LABEL_MAX: usize = 32;
+/// Longest label for two legend columns below the plot.
+const TWO_COLUMN_MAX: usize = 55;
+const LEGEND_ROW: i32 = 24;
 
 /// One line: the mean at each x, and the band (min, max) around it.
 #[derive(Debug, Clone)]
@@ -34,7 +41,33 @@ pub struct Chart {
     pub title: String,
     pub x_label: String,
     pub y_label: String,
+    /// What the group labels are values of (`model.name / format.name`).
+    pub legend_title: String,
     pub series: Vec<Series>,
+}
+
+/// Where the legend goes and how big the image is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Legend {
+    Beside,
+    Below { columns: usize, rows: usize },
+}
+
+fn legend_layout(chart: &Chart) -> (Legend, (u32, u32)) {
+    let longest = chart
+        .series
+        .iter()
+        .map(|s| s.label.chars().count())
+        .chain([chart.legend_title.chars().count().saturating_sub(8)])
+        .max()
+        .unwrap_or(0);
+    if longest <= SIDE_LABEL_MAX {
+        return (Legend::Beside, SIZE);
+    }
+    let columns = if longest <= TWO_COLUMN_MAX { 2 } else { 1 };
+    let rows = chart.series.len().div_ceil(columns);
+    let height = SIZE.1 + 50 + LEGEND_ROW as u32 * rows as u32;
+    (Legend::Below { columns, rows }, (SIZE.0, height))
 }
 
 fn group_color(i: usize) -> RGBColor {
@@ -92,7 +125,7 @@ pub fn learning_curve(
         let points = aggregate(&curves);
         if !points.is_empty() {
             series.push(Series {
-                label: g.label(&groups.keys),
+                label: group_label(&g.key_values),
                 points,
                 color: group_color(gi),
                 baseline: false,
@@ -112,6 +145,7 @@ pub fn learning_curve(
         ),
         x_label: "training step".into(),
         y_label: format!("{split} {metric}"),
+        legend_title: group_title(&groups.keys),
         series,
     })
 }
@@ -140,6 +174,7 @@ pub fn memorisation_gap(runs: &[RunRecord], groups: &GroupTable, metric: &str) -
         ),
         x_label: "training step".into(),
         y_label: format!("validation {metric}"),
+        legend_title: held.legend_title,
         series,
     })
 }
@@ -169,7 +204,7 @@ pub fn in_context_curve(runs: &[RunRecord], groups: &GroupTable, split: &str) ->
         let points = spread_over_tasks(&members, split);
         if !points.is_empty() {
             series.push(Series {
-                label: format!("model: {}", g.label(&groups.keys)),
+                label: format!("model: {}", group_label(&g.key_values)),
                 points,
                 color: group_color(gi),
                 baseline: false,
@@ -206,6 +241,7 @@ pub fn in_context_curve(runs: &[RunRecord], groups: &GroupTable, split: &str) ->
         title: format!("in-context return on {split} tasks (model band: ± 1 s.e. over tasks)"),
         x_label: "episode".into(),
         y_label: "mean return over tasks".into(),
+        legend_title: group_title(&groups.keys),
         series,
     })
 }
@@ -271,22 +307,12 @@ fn axis_number(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e9 {
         format!("{x:.0}")
     } else {
-        let s = super::markdown::num(x);
+        let s = super::labels::num(x);
         if s.contains('.') && !s.contains('e') {
             s.trim_end_matches('0').trim_end_matches('.').to_string()
         } else {
             s
         }
-    }
-}
-
-fn short(label: &str) -> String {
-    if label.chars().count() <= LABEL_MAX {
-        label.to_string()
-    } else {
-        let mut s: String = label.chars().take(LABEL_MAX - 1).collect();
-        s.push('…');
-        s
     }
 }
 
@@ -296,7 +322,11 @@ where
 {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing a plot: {e:?}");
     root.fill(&WHITE).map_err(err)?;
-    let (plot_area, legend_area) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+    let (legend, _) = legend_layout(chart);
+    let (plot_area, legend_area) = match legend {
+        Legend::Beside => root.split_horizontally(SIZE.0 - LEGEND_WIDTH),
+        Legend::Below { .. } => root.split_vertically(SIZE.1),
+    };
     let (mut x0, mut x1) = x_range(&chart.series);
     if x1 <= x0 {
         x0 -= 0.5;
@@ -353,27 +383,38 @@ where
             .map_err(err)?;
         }
     }
-    // The legend sits beside the plot, so it never hides a curve.
+    // The legend sits beside or below the plot, so it never hides a curve.
+    let title = if chart.legend_title.is_empty() {
+        "legend".to_string()
+    } else {
+        format!("legend: {}", chart.legend_title)
+    };
     legend_area
         .draw(&Text::new(
-            "legend",
-            (10, 40),
+            title,
+            (10, 30),
             (FAMILY, 17).into_font().style(FontStyle::Bold),
         ))
         .map_err(err)?;
+    let (columns, rows) = match legend {
+        Legend::Beside => (1, chart.series.len().max(1)),
+        Legend::Below { columns, rows } => (columns, rows.max(1)),
+    };
+    let column_width = (SIZE.0 as i32 - 20) / columns as i32;
     for (i, s) in chart.series.iter().enumerate() {
-        let y = 70 + 24 * i as i32;
+        let (col, row) = (i / rows, i % rows);
+        let (x, y) = (10 + col as i32 * column_width, 60 + LEGEND_ROW * row as i32);
         let width = if s.baseline { 1 } else { 2 };
         legend_area
             .draw(&PathElement::new(
-                vec![(10, y), (40, y)],
+                vec![(x, y), (x + 30, y)],
                 s.color.stroke_width(width),
             ))
             .map_err(err)?;
         legend_area
             .draw(&Text::new(
-                short(&s.label),
-                (48, y - 8),
+                s.label.clone(),
+                (x + 38, y - 8),
                 (FAMILY, 16).into_font(),
             ))
             .map_err(err)?;
@@ -386,8 +427,9 @@ where
 pub fn render_svg(chart: &Chart) -> Result<String> {
     ensure_registered();
     let mut svg = String::new();
+    let (_, size) = legend_layout(chart);
     draw(
-        SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
+        SVGBackend::with_string(&mut svg, size).into_drawing_area(),
         chart,
     )?;
     Ok(svg)
@@ -396,10 +438,10 @@ pub fn render_svg(chart: &Chart) -> Result<String> {
 /// The chart as PNG bytes.
 pub fn render_png(chart: &Chart) -> Result<Vec<u8>> {
     ensure_registered();
-    let (w, h) = SIZE;
+    let (_, (w, h)) = legend_layout(chart);
     let mut rgb = vec![0u8; (w * h * 3) as usize];
     draw(
-        BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(),
+        BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area(),
         chart,
     )?;
     let mut png_bytes = Vec::new();

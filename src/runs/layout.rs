@@ -17,6 +17,8 @@ pub const OPTIMIZER_STATE: &str = "optimizer.safetensors";
 pub const TRAINER_STATE: &str = "state.json";
 /// The tokenizer of a causal-LM run (and of a BPE cache).
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
+/// Hugging Face's tokenizer settings (special tokens), written beside `tokenizer.json`.
+pub const TOKENIZER_CONFIG: &str = "tokenizer_config.json";
 /// The ids of the RLHF runs training held out, which evaluation holds out too.
 pub const HELD_OUT_RUNS: &str = "held_out_runs.json";
 /// Every completion an RLHF evaluation wrote.

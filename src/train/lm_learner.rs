@@ -4,11 +4,10 @@
 //! greedily decoded reward text parses to the logged reward within the format's precision).
 
 use super::trainer::{BatchLoss, BatchMetrics, ValidationStarts, WindowLearner};
-use crate::formats::config::bpe_cache_dir;
 use crate::formats::config::LanguageFormatConfig;
 use crate::formats::config::RlhfTextFormatConfig;
-use crate::formats::corpus::bpe_corpus;
 use crate::formats::fields::RewardText;
+use crate::formats::format_tokenizer::{language_tokenizer, rlhf_tokenizer};
 use crate::formats::language::LanguageFormat;
 use crate::formats::lm_window::{LmWindowBatch, LmWindows};
 use crate::formats::rlhf_text::RlhfTextFormat;
@@ -17,14 +16,12 @@ use crate::models::{CausalLm, CausalLmConfig, ParamSet};
 use crate::rlhf::RlhfRun;
 use crate::tasks::Split;
 use crate::tasks::{EnvSpec, LearningHistory};
-use crate::tokenizer::{bpe_cache_dir_for, TextTokenizer};
+use crate::tokenizer::hf::tokenizer_config_json;
+use crate::tokenizer::TextTokenizer;
 use anyhow::Result;
 use candle_core::{Device, Tensor, D};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
-
-/// Steps of the training split the BPE tokenizer is trained on (evenly subsampled).
-const BPE_CORPUS_STEPS: usize = 200_000;
 
 pub struct LmLearner {
     pub model: CausalLm,
@@ -49,11 +46,7 @@ impl LmLearner {
         device: &Device,
     ) -> Result<Self> {
         let format = LanguageFormat::new(format_cfg, spec)?;
-        let tokenizer = TextTokenizer::for_config(
-            &format_cfg.tokenizer,
-            &bpe_cache_dir(data_dir, format_cfg),
-            || Ok(bpe_corpus(&format, histories, BPE_CORPUS_STEPS)?.into_iter()),
-        )?;
+        let tokenizer = language_tokenizer(&format, histories, data_dir)?;
         let windows = LmWindows::new(&format, &tokenizer, histories, model_cfg.context_tokens)?;
         let model = CausalLm::new(
             model_cfg,
@@ -98,27 +91,9 @@ impl LmLearner {
             .iter()
             .map(|r| format.render_run(r))
             .collect::<Result<Vec<_>>>()?;
-        let key = serde_json::to_value(format_cfg)?;
-        let built = |_: ()| {
-            TextTokenizer::for_config(
-                &format_cfg.tokenizer,
-                &bpe_cache_dir_for(data_dir, &format_cfg.name, &key),
-                || {
-                    let corpus: Vec<String> = steps
-                        .iter()
-                        .zip(splits)
-                        .filter(|(_, s)| **s == Split::Train)
-                        .flat_map(|(h, _)| h.iter())
-                        .flat_map(|(st, _, _)| st.segments().map(str::to_string))
-                        .filter(|s| !s.is_empty())
-                        .collect();
-                    Ok(corpus.into_iter())
-                },
-            )
-        };
         let tokenizer = match tokenizer {
             Some(t) => t,
-            None => built(())?,
+            None => rlhf_tokenizer(format_cfg, &steps, splits, data_dir)?,
         };
         let windows = LmWindows::from_steps(
             splits.iter().copied().zip(steps),
@@ -227,15 +202,25 @@ impl WindowLearner for LmLearner {
         (&self.windows, &self.validation)
     }
 
-    /// `config.json` makes the checkpoint a loadable Hugging Face GPT-2; `tokenizer.json`
-    /// (for BPE and file tokenizers) goes with it.
+    /// `config.json` (with the vocabulary's own special-token ids) makes the checkpoint a
+    /// loadable Hugging Face GPT-2; `tokenizer.json` and `tokenizer_config.json` go with it.
     fn checkpoint_extras(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        let mut out = vec![(
-            crate::runs::layout::MODEL_CONFIG,
-            self.model.hf_config_json()?,
-        )];
+        let eot = self.tokenizer.end_of_text_id();
+        let mut config = self.model.hf_config();
+        (
+            config.bos_token_id,
+            config.eos_token_id,
+            config.pad_token_id,
+        ) = (Some(eot), Some(eot), Some(eot));
+        let mut config = serde_json::to_string_pretty(&config)?;
+        config.push('\n');
+        let mut out = vec![(crate::runs::layout::MODEL_CONFIG, config.into_bytes())];
         if let Some(json) = self.tokenizer.to_json()? {
             out.push((crate::runs::layout::TOKENIZER_FILE, json));
+            out.push((
+                crate::runs::layout::TOKENIZER_CONFIG,
+                tokenizer_config_json(&self.tokenizer, self.model.hf_config().n_positions)?,
+            ));
         }
         Ok(out)
     }

@@ -37,11 +37,35 @@ pub struct MetricsRow {
     pub elapsed_s: Option<f64>,
 }
 
-/// The rows of a run's `metrics.csv`.
+/// The rows of a run's `metrics.csv`, mirrored live into TensorBoard event files beside it.
 #[derive(Debug)]
 pub struct MetricsLog {
     path: PathBuf,
     rows: Vec<MetricsRow>,
+    /// Started at the first append (with the rows kept on resume); `None` after a failure,
+    /// which is logged once: the event files are a view, metrics.csv is the record.
+    events: Option<crate::tensorboard::EventLog>,
+    events_failed: bool,
+}
+
+impl MetricsRow {
+    /// The row's values as TensorBoard scalars `<split>/<column>` (elapsed time is the
+    /// events' own wall time).
+    pub fn scalars(&self) -> crate::tensorboard::Scalars {
+        [
+            ("loss", self.loss),
+            ("action_acc", self.action_acc),
+            ("reward_acc", self.reward_acc),
+            ("state_acc", self.state_acc),
+            ("logprob_mse", self.logprob_mse),
+            ("lr", self.lr),
+            ("grad_norm", self.grad_norm),
+            ("tokens_per_s", self.tokens_per_s),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| Some((format!("{}/{name}", self.split), v? as f32)))
+        .collect()
+    }
 }
 
 impl MetricsLog {
@@ -50,6 +74,8 @@ impl MetricsLog {
         MetricsLog {
             path: path.to_path_buf(),
             rows: Vec::new(),
+            events: None,
+            events_failed: false,
         }
     }
 
@@ -72,7 +98,35 @@ impl MetricsLog {
 
     pub fn append(&mut self, row: MetricsRow) -> Result<()> {
         self.rows.push(row);
-        self.flush()
+        self.flush()?;
+        self.mirror();
+        Ok(())
+    }
+
+    /// Writes the newest row to the event file (starting it with every row on first use).
+    fn mirror(&mut self) {
+        if self.events_failed {
+            return;
+        }
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let result = match &self.events {
+            Some(events) => {
+                let row = self.rows.last().expect("just appended");
+                events.append(row.step, &row.scalars())
+            }
+            None => {
+                let rows: Vec<_> = self.rows.iter().map(|r| (r.step, r.scalars())).collect();
+                crate::tensorboard::EventLog::start(dir, &rows).map(|e| self.events = Some(e))
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(
+                "TensorBoard event file in {}: {e:#}; metrics.csv goes on",
+                dir.display()
+            );
+            self.events = None;
+            self.events_failed = true;
+        }
     }
 
     fn flush(&self) -> Result<()> {

@@ -3,6 +3,8 @@
 //! cached as `tokenizer.json`), `file` (a Hugging Face `tokenizer.json`). All of them have an
 //! end-of-text token, which also serves as padding and as the token a window starts with.
 
+pub mod hf;
+
 use crate::fsutil;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -198,18 +200,19 @@ impl TextTokenizer {
         }
     }
 
-    /// Writes the tokenizer as a Hugging Face `tokenizer.json` (not for `byte`).
+    /// Writes the tokenizer as a Hugging Face `tokenizer.json`.
     pub fn save(&self, path: &Path) -> Result<()> {
         match self.to_json()? {
             Some(json) => fsutil::write_atomic(path, &json),
-            None => anyhow::bail!("the byte tokenizer has no tokenizer.json"),
+            None => anyhow::bail!("the tokenizer has no tokenizer.json form"),
         }
     }
 
-    /// The Hugging Face `tokenizer.json` text (`None` for `byte`, which needs no file).
+    /// The Hugging Face `tokenizer.json` text (for `byte`, an equivalent byte-level BPE
+    /// without merges: adlab itself never needs the file, Hugging Face does).
     pub fn to_json(&self) -> Result<Option<Vec<u8>>> {
         match &self.inner {
-            Inner::Byte => Ok(None),
+            Inner::Byte => Ok(Some(hf::byte_tokenizer_json()?.into_bytes())),
             Inner::Hf(t) => {
                 let json = t
                     .to_string(false)
