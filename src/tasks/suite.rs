@@ -88,6 +88,21 @@ fn seeded_splits(cfg: &TaskConfig, n: usize) -> Vec<Split> {
     splits
 }
 
+/// Families whose held-out tasks come from a distribution of their own: the last `n_test` of
+/// `n` tasks are the test tasks.
+fn tail_splits(cfg: &TaskConfig, n: usize) -> Vec<Split> {
+    let test_from = n - n_test(n, cfg.split.test_fraction);
+    (0..n)
+        .map(|i| {
+            if i >= test_from {
+                Split::Test
+            } else {
+                Split::Train
+            }
+        })
+        .collect()
+}
+
 /// Keeps all candidates, or a seeded sample of `max_tasks` of them in canonical order.
 fn cap<T>(cfg: &TaskConfig, mut all: Vec<T>) -> Vec<T> {
     match cfg.split.max_tasks {
@@ -145,26 +160,21 @@ impl TaskSuite {
             EnvConfig::Bandit(c) => {
                 // Test tasks come from the mirrored distribution, so the split is by
                 // construction: the last n_test tasks are test tasks.
-                let n = max_tasks;
-                let test_from = n - n_test(n, cfg.split.test_fraction);
-                let mut tasks = Vec::with_capacity(n);
-                let mut splits = Vec::with_capacity(n);
-                for i in 0..n {
-                    let split = if i >= test_from {
-                        Split::Test
-                    } else {
-                        Split::Train
-                    };
-                    let mut rng = seed::rng(cfg.seed, "bandit-task", &[i as u64]);
-                    let means = Bandit::sample_means(
-                        c.arms,
-                        c.best_arm_odd_prob,
-                        split == Split::Test,
-                        &mut rng,
-                    );
-                    tasks.push(TaskParams::Bandit { means });
-                    splits.push(split);
-                }
+                let splits = tail_splits(cfg, max_tasks);
+                let tasks = splits
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &split)| {
+                        let mut rng = seed::rng(cfg.seed, "bandit-task", &[i as u64]);
+                        let means = Bandit::sample_means(
+                            c.arms,
+                            c.best_arm_odd_prob,
+                            split == Split::Test,
+                            &mut rng,
+                        );
+                        TaskParams::Bandit { means }
+                    })
+                    .collect();
                 (Bandit::spec(c.arms), tasks, splits)
             }
             EnvConfig::FrozenLake(c) => (
@@ -179,43 +189,36 @@ impl TaskSuite {
             ),
             EnvConfig::LunarLander(c) => {
                 // As for bandits, the last n_test tasks are held out, drawn from `test`.
-                let n = max_tasks;
-                let test_from = n - n_test(n, cfg.split.test_fraction);
-                let mut tasks = Vec::with_capacity(n);
-                let mut splits = Vec::with_capacity(n);
-                for i in 0..n {
-                    let split = if i >= test_from {
-                        Split::Test
-                    } else {
-                        Split::Train
-                    };
-                    let ranges = if split == Split::Test {
-                        &c.test
-                    } else {
-                        &c.train
-                    };
-                    let mut rng = seed::rng(cfg.seed, "lander-task", &[i as u64]);
-                    let mut draw = |[lo, hi]: [f64; 2]| {
-                        if hi > lo {
-                            rng.random_range(lo..=hi) as f32
-                        } else {
-                            lo as f32
+                let splits = tail_splits(cfg, max_tasks);
+                let tasks = splits
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &split)| {
+                        let ranges = match split {
+                            Split::Test => &c.test,
+                            Split::Train => &c.train,
+                        };
+                        let mut rng = seed::rng(cfg.seed, "lander-task", &[i as u64]);
+                        let mut draw = |[lo, hi]: [f64; 2]| {
+                            if hi > lo {
+                                rng.random_range(lo..=hi) as f32
+                            } else {
+                                lo as f32
+                            }
+                        };
+                        let gravity = draw(ranges.gravity);
+                        let wind_power = draw(ranges.wind_power);
+                        let turbulence_power = draw(ranges.turbulence_power);
+                        let [lo, hi] = ranges.pad_offset;
+                        TaskParams::LunarLander {
+                            gravity,
+                            wind_power,
+                            turbulence_power,
+                            pad_offset: rng.random_range(lo..=hi) as i8,
+                            terrain_seed: rng.random(),
                         }
-                    };
-                    let gravity = draw(ranges.gravity);
-                    let wind_power = draw(ranges.wind_power);
-                    let turbulence_power = draw(ranges.turbulence_power);
-                    let [lo, hi] = ranges.pad_offset;
-                    let pad_offset = rng.random_range(lo..=hi) as i8;
-                    tasks.push(TaskParams::LunarLander {
-                        gravity,
-                        wind_power,
-                        turbulence_power,
-                        pad_offset,
-                        terrain_seed: rng.random(),
-                    });
-                    splits.push(split);
-                }
+                    })
+                    .collect();
                 (Lander::spec(c.max_steps), tasks, splits)
             }
         };
