@@ -24,17 +24,12 @@ pub mod starts;
 pub mod window;
 pub mod windows;
 
-/// The tokenizer sits below formats (the RLHF sources and logs use it too); re-exported under
-/// its old path.
-pub use crate::tokenizer;
-
 pub use config::{FormatConfig, LanguageFormatConfig, RlFormatConfig, TokenizerConfig};
 pub use corpus::StepText;
 pub use language::{LanguageFormat, RenderedHistory, StateRef, StepFrame, StepPosition, StepSpans};
 pub use lm_window::{LmStepTargets, LmWindowBatch, LmWindows, StepTokens};
 pub use parse::{parse_history, ParsedStep};
 pub use starts::{StartTable, WindowStart};
-pub use tokenizer::TextTokenizer;
 pub use window::{RlWindowBatch, RlWindows};
 pub use windows::Windows;
 

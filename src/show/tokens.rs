@@ -7,9 +7,9 @@ use crate::formats::corpus::{step_texts, StepText};
 use crate::formats::language::LanguageFormat;
 use crate::formats::lm_window::StepTokens;
 use crate::formats::rlhf_text::RlhfTextFormat;
-use crate::formats::tokenizer::TextTokenizer;
 use crate::rlhf::RlhfRun;
 use crate::tasks::{EnvSpec, LearningHistory, StateSpace};
+use crate::tokenizer::TextTokenizer;
 use anyhow::Result;
 use std::collections::HashMap;
 
