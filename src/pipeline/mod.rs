@@ -20,7 +20,7 @@ use crate::runs::{RunDir, RunMeta};
 use crate::schema::LoadedConfig;
 use crate::train::lm_learner::LmLearner;
 use crate::train::rl_learner::RlLearner;
-use crate::train::trainer::train;
+use crate::train::trainer::{train, Learner};
 use anyhow::{Context, Result};
 use std::io::IsTerminal;
 
@@ -65,15 +65,7 @@ pub fn run_pipeline(
         (ModelConfig::RlHeads(m), FormatConfig::Rl(_)) => {
             let mut learner =
                 RlLearner::new(m, suite.spec(), &dataset.histories, cfg.seed, &device)?;
-            log_model_size(&learner.model.params());
-            train(
-                &mut learner,
-                &cfg.train,
-                &cfg.optimizer,
-                cfg.seed,
-                dir,
-                resume,
-            )?;
+            fit(&mut learner, cfg, dir, resume)?;
         }
         (ModelConfig::CausalLm(m), FormatConfig::Language(f)) => {
             let mut learner = LmLearner::new(
@@ -85,15 +77,7 @@ pub fn run_pipeline(
                 cfg.seed,
                 &device,
             )?;
-            log_model_size(&learner.model.params());
-            train(
-                &mut learner,
-                &cfg.train,
-                &cfg.optimizer,
-                cfg.seed,
-                dir,
-                resume,
-            )?;
+            fit(&mut learner, cfg, dir, resume)?;
         }
         (model, format) => anyhow::bail!(
             "model.kind `{}` cannot learn format.kind `{}` yet",
@@ -142,15 +126,7 @@ fn run_rlhf(
         let (spec, histories) =
             crate::rlhf::token_steps::token_histories(&data.runs, &data.splits, f.positions)?;
         let mut learner = RlLearner::new(m, &spec, &histories, cfg.seed, device)?;
-        log_model_size(&learner.model.params());
-        train(
-            &mut learner,
-            &cfg.train,
-            &cfg.optimizer,
-            cfg.seed,
-            dir,
-            resume || cfg.train.resume,
-        )?;
+        fit(&mut learner, cfg, dir, resume || cfg.train.resume)?;
         if cfg.eval.as_ref().is_some_and(|e| e.enabled) {
             // Acting in context means writing completions: only a causal LM can.
             tracing::warn!(
@@ -180,15 +156,7 @@ fn run_rlhf(
     )?;
     // Evaluation must hold out exactly these runs, whatever the logs hold by then.
     rlhf_run::write_held_out(dir, &data)?;
-    log_model_size(&learner.model.params());
-    train(
-        &mut learner,
-        &cfg.train,
-        &cfg.optimizer,
-        cfg.seed,
-        dir,
-        resume || cfg.train.resume,
-    )?;
+    fit(&mut learner, cfg, dir, resume || cfg.train.resume)?;
     drop(learner);
     drop(data);
     if cfg.eval.as_ref().is_some_and(|e| e.enabled) {
@@ -210,10 +178,19 @@ fn check_size(cfg: &crate::schema::AdlabConfig, device: &candle_core::Device) ->
     crate::models::size::check_fits(&cfg.model, micro, crate::models::size::available_bytes())
 }
 
-fn log_model_size(params: &crate::models::ParamSet) {
+/// Logs the model's size and trains it as `cfg.train` and `cfg.optimizer` say.
+fn fit(
+    learner: &mut dyn Learner,
+    cfg: &crate::schema::AdlabConfig,
+    dir: &RunDir,
+    resume: bool,
+) -> Result<()> {
+    let params = learner.params();
     tracing::info!(
         "model: {} parameter tensors, {} parameters",
         params.len(),
         params.numel()
     );
+    train(learner, &cfg.train, &cfg.optimizer, cfg.seed, dir, resume)?;
+    Ok(())
 }
