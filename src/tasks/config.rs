@@ -287,6 +287,16 @@ pub fn check_name(name: &str) -> Result<()> {
     )
 }
 
+/// `task.env.max_steps`, the time limit of the families that have one.
+fn check_max_steps(max_steps: usize) -> Result<()> {
+    check(
+        max_steps >= 1,
+        "task.env.max_steps",
+        max_steps,
+        "at least 1",
+    )
+}
+
 impl TaskConfig {
     /// Checks constraints between and within keys; errors name the full key (`task.…`).
     pub fn validate(&self) -> Result<()> {
@@ -365,30 +375,15 @@ impl TaskConfig {
                 self.require_max_tasks()
             }
             EnvConfig::FrozenLake(c) => {
-                check(
-                    c.max_steps >= 1,
-                    "task.env.max_steps",
-                    c.max_steps,
-                    "at least 1",
-                )?;
+                check_max_steps(c.max_steps)?;
                 self.require_max_tasks()
             }
             EnvConfig::CartPole(c) => {
-                check(
-                    c.max_steps >= 1,
-                    "task.env.max_steps",
-                    c.max_steps,
-                    "at least 1",
-                )?;
+                check_max_steps(c.max_steps)?;
                 self.require_max_tasks()
             }
             EnvConfig::LunarLander(c) => {
-                check(
-                    c.max_steps >= 1,
-                    "task.env.max_steps",
-                    c.max_steps,
-                    "at least 1",
-                )?;
+                check_max_steps(c.max_steps)?;
                 check(
                     c.optimum_episodes >= 1,
                     "task.env.optimum_episodes",
