@@ -1,8 +1,8 @@
 //! Source-algorithm throughput (environment steps per second on one thread, including
-//! recording) for every task config in `conf/task`, then the one-thread time to generate each
-//! config's full dataset. Run with `cargo bench --bench generate [-- SECONDS_PER_CASE]`.
+//! recording) for every task config in `conf/task`, the environments alone (random actions),
+//! then the one-thread time to generate each config's full dataset. Run with `cargo bench --bench generate [-- SECONDS_PER_CASE]`.
 
-use adlab::tasks::bench::{generation_time, measure, standard_cases};
+use adlab::tasks::bench::{generation_time, measure, measure_env, standard_cases};
 use adlab::tasks::TaskConfig;
 use std::path::Path;
 
@@ -24,6 +24,21 @@ fn main() -> anyhow::Result<()> {
             "{:<24} {:>14} {:>10.2} {:>16.0}",
             t.case, t.steps, t.seconds, t.steps_per_sec
         );
+    }
+    println!();
+    println!(
+        "{:<24} {:>14} {:>10} {:>16}",
+        "environment alone", "steps", "seconds", "steps/s"
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for (_, cfg) in &cases {
+        if seen.insert(cfg.name.clone()) {
+            let t = measure_env(&format!("{}/random", cfg.name), cfg, seconds)?;
+            println!(
+                "{:<24} {:>14} {:>10.2} {:>16.0}",
+                t.case, t.steps, t.seconds, t.steps_per_sec
+            );
+        }
     }
     println!();
     println!(

@@ -227,6 +227,12 @@ fn validate(c: &AdlabConfig, tree: &Node) -> Result<(), ConfigError> {
         _ => {}
     }
     c.task.validate().map_err(|e| constraint(e, tree))?;
+    // A template or value setting that cannot render this task's steps fails here, before
+    // any data is generated.
+    if let (FormatConfig::Language(f), Ok(rl)) = (&c.format, c.task.rl()) {
+        crate::formats::language::LanguageFormat::new(f, &rl.env.spec())
+            .map_err(|e| constraint(e, tree))?;
+    }
     c.optimizer.validate().map_err(|e| constraint(e, tree))?;
     Ok(())
 }

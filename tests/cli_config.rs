@@ -74,6 +74,32 @@ fn unknown_option_lists_the_options() {
 }
 
 #[test]
+fn a_format_that_cannot_write_the_tasks_states_is_refused_before_any_data() {
+    // Bins are for continuous states: on a grid the config is rejected up front, naming the
+    // key and the file it came from; on the lander it composes.
+    let s = Scratch::new();
+    let args = [
+        "config",
+        "task=darkroom",
+        "model=causal_lm",
+        "format=bins_tokens",
+    ];
+    let err = stderr_of_failure(s.adlab().args(args));
+    for part in ["format.values", "discrete", "conf/format/bins_tokens.yaml"] {
+        assert!(err.contains(part), "missing {part:?} in {err}");
+    }
+    assert!(!s.path().join("data").exists());
+    let lander = [
+        "config",
+        "task=lunar_lander",
+        "model=causal_lm",
+        "format=bins_tokens",
+    ];
+    let yaml = stdout_of(s.adlab().args(lander));
+    assert!(yaml.contains("kind: bins"), "{yaml}");
+}
+
+#[test]
 fn type_error_names_key_value_type_and_origin() {
     let s = Scratch::new();
     let err = stderr_of_failure(s.adlab().args(["config", "optimizer.lr=abc"]));

@@ -200,5 +200,19 @@ fn both_learners_train_and_act_on_the_lunar_lander() {
             opt > random + 50.0,
             "{kind}: optimal {opt}, random {random}"
         );
+        // Held-out reward and next-state prediction, and what a step costs in tokens.
+        let p = &summary["prediction"];
+        assert!(p["reward"]["n"].as_u64() > Some(0), "{kind}: {summary}");
+        assert!(p["state"]["n"].as_u64() > Some(0), "{kind}: {summary}");
+        let tokens = summary["tokens_per_step"].as_f64().unwrap();
+        let expected = if kind.ends_with("rl_heads") {
+            3.0..=3.0
+        } else {
+            40.0..=80.0
+        };
+        assert!(
+            expected.contains(&tokens),
+            "{kind}: {tokens} tokens per step"
+        );
     }
 }

@@ -25,6 +25,10 @@ pub struct EvalConfig {
     /// step, so the model always sees nearly a full context of its own history.
     #[serde(default = "default_context_kept")]
     pub context_kept: f64,
+    /// Held-out windows (the test split's validation set) on which teacher-forced reward and
+    /// next-state prediction are measured for `summary.json`'s `prediction`; 0 = skip.
+    #[serde(default = "default_prediction_windows")]
+    pub prediction_windows: usize,
     /// In-context RLHF (tasks of RLHF histories): evaluation points and prompts.
     #[serde(default)]
     pub rlhf: Option<super::rlhf_eval::RlhfEvalConfig>,
@@ -32,6 +36,10 @@ pub struct EvalConfig {
 
 fn default_k() -> usize {
     10
+}
+
+fn default_prediction_windows() -> usize {
+    64
 }
 
 fn default_context_kept() -> f64 {

@@ -31,6 +31,7 @@ pub mod rl_policy;
 pub mod rlhf_eval;
 pub mod rollout;
 pub mod sampler;
+pub mod state_prediction;
 pub mod summary;
 
 pub use config::EvalConfig;

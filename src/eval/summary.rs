@@ -40,6 +40,7 @@
 use super::policy::DecodingStats;
 use super::results::{EvalRow, PolicyKind};
 use super::reward_prediction::RewardPrediction;
+use super::state_prediction::StatePrediction;
 use crate::tasks::Split;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -55,6 +56,24 @@ pub struct Summary {
     /// For runs on RLHF histories: what the evaluation points are, and reward prediction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rlhf: Option<RlhfSummary>,
+    /// For RL histories: how well the model predicts rewards and next states of held-out
+    /// histories under teacher forcing (read back from its text, for a causal LM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<HeldOutPrediction>,
+    /// Model tokens one step of learning history costs (mean over the dataset's histories,
+    /// for text formats), what a context of a given length buys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_step: Option<f64>,
+}
+
+/// Teacher-forced predictions on held-out learning histories.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldOutPrediction {
+    /// Windows of held-out history the figures come from.
+    pub windows: usize,
+    pub reward: RewardPrediction,
+    /// Continuous states only (`None` for discrete ones, whose accuracy `metrics.csv` has).
+    pub state: Option<StatePrediction>,
 }
 
 impl Summary {
@@ -273,6 +292,8 @@ pub fn summarise(rows: &[EvalRow], k: usize, temperature: f64) -> Summary {
         temperature,
         splits,
         rlhf: None,
+        prediction: None,
+        tokens_per_step: None,
     }
 }
 

@@ -171,6 +171,7 @@ fn eval_config(temperature: f64) -> EvalConfig {
         temperature,
         summary_k: 1,
         context_kept: 0.5,
+        prediction_windows: 0,
         rlhf: None,
     }
 }

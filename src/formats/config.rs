@@ -1,6 +1,7 @@
 //! Format settings (the `format` config group): how learning histories are shown to a model —
 //! as RL tuples, or as text rendered by a template a researcher writes in YAML.
 
+pub use super::values::ValueText;
 use crate::config::{ConfigError, Node};
 pub use crate::tokenizer::TokenizerConfig;
 use serde::{Deserialize, Serialize};
@@ -72,8 +73,13 @@ pub struct LanguageFormatConfig {
     pub step: String,
     /// Text written after each episode's last step.
     pub episode_separator: String,
-    /// Decimal places of continuous values (rewards, continuous states).
+    /// Decimal places of continuous values (rewards, and continuous states written as
+    /// decimals).
     pub precision: usize,
+    /// How continuous state values are written: decimals (default), scaled integers or bins
+    /// (see `formats::values`).
+    #[serde(default)]
+    pub values: ValueText,
     pub tokenizer: TokenizerConfig,
 }
 
@@ -105,12 +111,16 @@ pub enum RlhfRewardKind {
 /// training corpus or the vocabulary (template, separator, precision, vocab size), so two
 /// formats never share a trained tokenizer by accident.
 pub fn bpe_cache_dir(data_cache_dir: &Path, format: &LanguageFormatConfig) -> PathBuf {
-    let key = serde_json::json!({
+    let mut key = serde_json::json!({
         "step": format.step,
         "episode_separator": format.episode_separator,
         "precision": format.precision,
         "tokenizer": format.tokenizer,
     });
+    // Only when set, so decimal formats keep the cache directories they had.
+    if !format.values.is_decimal() {
+        key["values"] = serde_json::json!(format.values);
+    }
     crate::tokenizer::bpe_cache_dir_for(data_cache_dir, &format.name, &key)
 }
 

@@ -2,6 +2,7 @@
 //! inverse (reading a reward or a number back). Kept apart from the template so the trainer
 //! and the evaluator can format or parse one field without rendering a whole step.
 
+use super::values::StateText;
 use crate::tasks::{EnvSpec, RewardKind, StateSpace};
 
 /// A short symbol per action: the first letter of every name when those letters are all
@@ -88,12 +89,12 @@ impl RewardText {
 }
 
 /// The state's values as the template's `state` list: grid coordinates for discrete states,
-/// features with `precision` decimals for continuous ones. `None` for an unknown state id.
+/// features as `values` writes them for continuous ones. `None` for an unknown state id.
 pub fn state_values(
     spec: &EnvSpec,
     state: u32,
     features: &[f32],
-    precision: usize,
+    values: &StateText,
 ) -> Option<Vec<String>> {
     match &spec.state {
         StateSpace::Discrete { coords, .. } => coords
@@ -102,7 +103,8 @@ pub fn state_values(
         StateSpace::Continuous { .. } => Some(
             features
                 .iter()
-                .map(|&x| format_decimal(x, precision))
+                .enumerate()
+                .map(|(i, &x)| values.format(i, x))
                 .collect(),
         ),
     }
@@ -112,7 +114,7 @@ pub fn state_values(
 pub fn state_names(spec: &EnvSpec) -> Vec<String> {
     match &spec.state {
         StateSpace::Discrete { coord_names, .. } => coord_names.clone(),
-        StateSpace::Continuous { feature_names } => feature_names.clone(),
+        StateSpace::Continuous { feature_names, .. } => feature_names.clone(),
     }
 }
 

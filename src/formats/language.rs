@@ -22,6 +22,7 @@
 
 use super::config::LanguageFormatConfig;
 use super::fields::{action_symbols, state_names, state_values, RewardText};
+use super::values::StateText;
 use crate::tasks::{EnvSpec, LearningHistory, RewardKind, StateSpace};
 use anyhow::{anyhow, bail, Result};
 use minijinja::{Environment, UndefinedBehavior, Value};
@@ -141,6 +142,8 @@ pub struct LanguageFormat {
     /// What each action looks like in the text, by action id.
     action_texts: Vec<String>,
     reward_text: RewardText,
+    /// How continuous state values are written and read back.
+    state_text: StateText,
     /// The template reads `step` or `episode`, so frames cannot be shared across steps.
     uses_position: bool,
     /// Frames by discrete state id (empty if `uses_position` or continuous states).
@@ -206,6 +209,7 @@ impl LanguageFormat {
             action_field: ActionField::Name,
             action_texts: Vec::new(),
             reward_text: RewardText::new(spec, config.precision),
+            state_text: StateText::new(&config.values, config.precision, spec)?,
             uses_position: used.contains("step") || used.contains("episode"),
             frames: Vec::new(),
         };
@@ -285,6 +289,10 @@ impl LanguageFormat {
             .map(|a| a as u32)
     }
 
+    pub fn state_text(&self) -> &StateText {
+        &self.state_text
+    }
+
     pub fn rewards(&self) -> &RewardText {
         &self.reward_text
     }
@@ -314,7 +322,7 @@ impl LanguageFormat {
             StateRef::Id(id) => (id, &[][..]),
             StateRef::Features(f) => (0, f),
         };
-        if let (StateSpace::Continuous { feature_names }, StateRef::Features(f)) =
+        if let (StateSpace::Continuous { feature_names, .. }, StateRef::Features(f)) =
             (&self.spec.state, state)
         {
             if f.len() != feature_names.len() {
@@ -326,7 +334,7 @@ impl LanguageFormat {
                 );
             }
         }
-        state_values(&self.spec, id, features, self.config.precision)
+        state_values(&self.spec, id, features, &self.state_text)
             .ok_or_else(|| anyhow!("state id {id} is outside environment `{}`", self.spec.kind))
     }
 

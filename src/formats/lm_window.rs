@@ -45,9 +45,13 @@ struct TokenizedHistory {
 /// A step inside a window: where its action and reward tokens are among the row's targets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LmStepTargets {
+    /// The text before the action: the state, where the template shows it there.
+    pub before_action: Range<usize>,
     pub action: Range<usize>,
     pub reward: Range<usize>,
     pub action_id: u32,
+    /// The step's index in its history.
+    pub index: usize,
     /// The logged reward, for reward accuracy via [`super::fields::RewardText::matches`].
     pub reward_value: f32,
 }
@@ -217,6 +221,21 @@ impl LmWindows {
         self.context_tokens
     }
 
+    /// Mean tokens per step over all histories (0 without steps).
+    pub fn tokens_per_step(&self) -> f64 {
+        let (tokens, steps) = self.histories.iter().fold((0u64, 0usize), |(t, s), h| {
+            (
+                t + h.offsets.last().copied().unwrap_or(0),
+                s + h.kinds.len(),
+            )
+        });
+        if steps == 0 {
+            0.0
+        } else {
+            tokens as f64 / steps as f64
+        }
+    }
+
     /// Number of distinct step texts seen (a measure of how repetitive the corpus is).
     pub fn distinct_steps(&self) -> usize {
         self.kinds.len()
@@ -280,9 +299,11 @@ impl Windows for LmWindows {
                     targets[n..n + kind.tokens.len()].copy_from_slice(&kind.tokens);
                     let shift = |r: &Range<usize>| r.start + n..r.end + n;
                     steps.push(LmStepTargets {
+                        before_action: n..n + kind.action.start,
                         action: shift(&kind.action),
                         reward: shift(&kind.reward),
                         action_id: h.actions[s],
+                        index: s,
                         reward_value: h.rewards[s],
                     });
                     n += kind.tokens.len();

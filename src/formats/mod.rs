@@ -21,6 +21,7 @@ pub mod lm_window;
 pub mod parse;
 pub mod rlhf_text;
 pub mod starts;
+pub mod values;
 pub mod window;
 pub mod windows;
 

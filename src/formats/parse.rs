@@ -3,8 +3,9 @@
 //!
 //! A step is matched against patterns built from step frames: for discrete states one pattern
 //! per state (its frame around the action and reward), for continuous states one pattern whose
-//! state values are holes (the frame rendered with a sentinel per feature), read as numbers
-//! with exactly `precision` decimals so adjacent values need no delimiter. Actions are
+//! state values are holes (the frame rendered with a sentinel per feature), read as the format
+//! writes them (`formats::values`: numbers with exactly `precision` decimals, so adjacent
+//! values need no delimiter, integers, or bin labels read as the bin's centre). Actions are
 //! matched against every action text and rewards against every value of a discrete reward set
 //! (or as a number), with backtracking; a step that matches in two different ways is an
 //! error (the format is ambiguous), as is one that matches in none.
@@ -80,6 +81,8 @@ struct Matcher<'a> {
     text: &'a str,
     reward_texts: Option<Vec<(f32, String)>>,
     feature_dim: usize,
+    /// Numbers of any precision (see `StateText::scan`).
+    lenient: bool,
 }
 
 impl Matcher<'_> {
@@ -96,15 +99,13 @@ impl Matcher<'_> {
                     self.run(tail, pos + s.len(), partial, out);
                 }
             }
-            Item::Feature(i) => {
-                let precision = self.format.config().precision;
-                if let Some(n) = scan_number(rest, Some(precision)) {
-                    if let (Ok(v), true) = (rest[..n].parse::<f32>(), *i < self.feature_dim) {
-                        partial.features[*i] = v;
-                        self.run(tail, pos + n, partial, out);
-                    }
+            Item::Feature(i) if *i < self.feature_dim => {
+                for (n, v) in self.format.state_text().scan(*i, rest, self.lenient) {
+                    partial.features[*i] = v;
+                    self.run(tail, pos + n, partial, out);
                 }
             }
+            Item::Feature(_) => {}
             Item::Action => {
                 for (a, t) in self.format.action_texts().iter().enumerate() {
                     if rest.starts_with(t.as_str()) {
@@ -146,7 +147,7 @@ fn patterns(format: &LanguageFormat, pos: StepPosition) -> Result<Vec<(u32, Vec<
                 ))
             })
             .collect(),
-        StateSpace::Continuous { feature_names } => {
+        StateSpace::Continuous { feature_names, .. } => {
             if feature_names.len() > 0x100 {
                 bail!("cannot parse states with more than 256 features");
             }
@@ -163,6 +164,47 @@ fn patterns(format: &LanguageFormat, pos: StepPosition) -> Result<Vec<(u32, Vec<
             Ok(vec![(0, items)])
         }
     }
+}
+
+/// Reads the state of a continuous-state step from the text before its action (what a model
+/// writes where the next state goes): the features, or `None` if `text` is not exactly one
+/// state of this format (with `lenient`, numbers may have any precision). `Ok(None)` too for
+/// discrete-state formats (nothing to read).
+pub fn parse_state(
+    format: &LanguageFormat,
+    text: &str,
+    pos: StepPosition,
+    lenient: bool,
+) -> Result<Option<Vec<f32>>> {
+    let feature_dim = format.spec().state.feature_dim();
+    if feature_dim == 0 {
+        return Ok(None);
+    }
+    let items = patterns(format, pos)?.swap_remove(0).1;
+    let before_action = items.split(|i| *i == Item::Action).next().unwrap_or(&[]);
+    if (0..feature_dim).any(|i| !before_action.contains(&Item::Feature(i))) {
+        return Ok(None);
+    }
+    let matcher = Matcher {
+        format,
+        text,
+        reward_texts: None,
+        feature_dim,
+        lenient,
+    };
+    let mut partial = Match {
+        end: 0,
+        action: 0,
+        reward: 0.0,
+        features: vec![0.0; feature_dim],
+    };
+    let mut out = Vec::new();
+    matcher.run(before_action, 0, &mut partial, &mut out);
+    out.retain(|m| m.end == text.len());
+    Ok(match out.len() {
+        1 => Some(out.swap_remove(0).features),
+        _ => None,
+    })
 }
 
 /// Parses a rendered history (as written by [`LanguageFormat::render_history`]) back into
@@ -182,6 +224,7 @@ pub fn parse_history(
                 .collect::<Vec<_>>()
         }),
         feature_dim,
+        lenient: false,
     };
     let separator = format.config().episode_separator.as_str();
     let mut pos = StepPosition {
@@ -258,7 +301,11 @@ mod tests {
             ("frozenlake", 3, 10),
         ] {
             let (spec, histories) = dataset(task, tasks, episodes);
-            for cfg in language_formats() {
+            // Scaled or binned values are for continuous states only.
+            for cfg in language_formats()
+                .into_iter()
+                .filter(|c| c.values.is_decimal())
+            {
                 let f = LanguageFormat::new(&cfg, &spec).unwrap();
                 for h in &histories {
                     let rendered = f.render_history(h).unwrap();
@@ -278,24 +325,109 @@ mod tests {
         }
     }
 
+    fn inside(spec: &crate::tasks::EnvSpec, i: usize, x: f32) -> bool {
+        match &spec.state {
+            StateSpace::Continuous { feature_ranges, .. } => {
+                let [lo, hi] = feature_ranges[i];
+                (lo..=hi).contains(&x)
+            }
+            StateSpace::Discrete { .. } => true,
+        }
+    }
+
     #[test]
-    fn cartpole_parses_back_within_precision() {
-        let (spec, histories) = dataset("cartpole", 3, 2);
-        for cfg in language_formats() {
-            let f = LanguageFormat::new(&cfg, &spec).unwrap();
-            let tol = f.rewards().tolerance();
-            let h = &histories[0];
-            let rendered = f.render_history(h).unwrap();
-            let parsed = parse_history(&f, &rendered.text, first_episode(h))
-                .unwrap_or_else(|e| panic!("cartpole/{}: {e:#}", cfg.name));
-            assert_eq!(parsed.len(), h.len(), "{}", cfg.name);
-            for (t, p) in parsed.iter().enumerate() {
-                assert_eq!((p.action, p.done), (h.actions[t], h.dones[t]));
-                for (x, y) in p.features.iter().zip(h.features_at(t)) {
-                    assert!((x - y).abs() <= tol, "{}: {x} vs {y}", cfg.name);
+    fn continuous_states_parse_back_within_each_formats_resolution() {
+        for task in ["cartpole", "lunar_lander"] {
+            let (spec, histories) = dataset(task, 3, 2);
+            for cfg in language_formats() {
+                let f = LanguageFormat::new(&cfg, &spec).unwrap();
+                let ctx = format!("{task}/{}", cfg.name);
+                let h = &histories[0];
+                let rendered = f.render_history(h).unwrap();
+                let parsed = parse_history(&f, &rendered.text, first_episode(h))
+                    .unwrap_or_else(|e| panic!("{ctx}: {e:#}"));
+                assert_eq!(parsed.len(), h.len(), "{ctx}");
+                for (t, p) in parsed.iter().enumerate() {
+                    assert_eq!((p.action, p.done), (h.actions[t], h.dones[t]), "{ctx}");
+                    assert!((p.reward - h.rewards[t]).abs() <= f.rewards().tolerance());
+                    for (i, (x, y)) in p.features.iter().zip(h.features_at(t)).enumerate() {
+                        let tol = f.state_text().resolution(i) + 1e-4;
+                        // Bins read back as their centre; values beyond the range sit in the
+                        // end bins, so only values inside it are held to half a bin.
+                        if f.config().values.is_decimal() || inside(&spec, i, *y) {
+                            assert!((x - y).abs() <= tol, "{ctx} feature {i}: {x} vs {y}");
+                        }
+                    }
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_state_reads_back_from_the_text_before_its_action() {
+        let (spec, histories) = dataset("lunar_lander", 3, 1);
+        let h = &histories[0];
+        for cfg in language_formats() {
+            let f = LanguageFormat::new(&cfg, &spec).unwrap();
+            let rendered = f.render_history(h).unwrap();
+            let t = h.len() / 2;
+            let s = &rendered.steps[t];
+            let pos = StepPosition {
+                step: t as u32,
+                episode: h.episodes[t],
+            };
+            let before = &rendered.text[s.step.start..s.action.start];
+            let state = parse_state(&f, before, pos, false)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{}: {before:?} does not read back", cfg.name));
+            let again: Vec<String> = state
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| f.state_text().format(i, x))
+                .collect();
+            let logged: Vec<String> = h
+                .features_at(t)
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| f.state_text().format(i, x))
+                .collect();
+            assert_eq!(again, logged, "{}", cfg.name);
+            // A truncated or extended state is not a state.
+            let short = &before[..before.len() - 2];
+            assert_eq!(
+                parse_state(&f, short, pos, false).unwrap(),
+                None,
+                "{}",
+                cfg.name
+            );
+            let long = format!("{before}x");
+            assert_eq!(
+                parse_state(&f, &long, pos, false).unwrap(),
+                None,
+                "{}",
+                cfg.name
+            );
+            assert_eq!(
+                parse_state(&f, &long, pos, true).unwrap(),
+                None,
+                "{}",
+                cfg.name
+            );
+        }
+        // A number short of the precision reads only leniently.
+        let f = LanguageFormat::new(&language("coords"), &spec).unwrap();
+        let off = "(0.2,1.40,0.1,-0.20,0.00,0.00,0.00,1.00) ";
+        let pos = StepPosition::default();
+        assert_eq!(parse_state(&f, off, pos, false).unwrap(), None);
+        let read = parse_state(&f, off, pos, true).unwrap().unwrap();
+        assert_eq!(read, vec![0.2, 1.4, 0.1, -0.2, 0.0, 0.0, 0.0, 1.0]);
+        {}
+        let (grid, _) = dataset("darkroom", 3, 1);
+        let f = LanguageFormat::new(&language("coords"), &grid).unwrap();
+        assert_eq!(
+            parse_state(&f, "(4,4) ", StepPosition::default(), true).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub fn spaces_of(spec: &EnvSpec) -> RlSpaces {
             crate::tasks::StateSpace::Discrete { n_states, .. } => {
                 super::StateSpace::Discrete { n: *n_states }
             }
-            crate::tasks::StateSpace::Continuous { feature_names } => {
+            crate::tasks::StateSpace::Continuous { feature_names, .. } => {
                 super::StateSpace::Continuous {
                     dim: feature_names.len(),
                 }

@@ -5,13 +5,19 @@
 use crate::eval::evaluate::evaluate_policy;
 use crate::eval::lm_policy::LmPolicy;
 use crate::eval::results;
+use crate::eval::reward_prediction::reward_prediction;
 use crate::eval::rl_policy::RlHeadsPolicy;
-use crate::eval::summary::{summarise, Summary};
+use crate::eval::state_prediction::state_prediction;
+use crate::eval::summary::{summarise, HeldOutPrediction, Summary};
 use crate::formats::config::FormatConfig;
 use crate::formats::language::LanguageFormat;
-use crate::models::{CausalLm, ModelConfig, RlHeadsModel};
+use crate::models::{CausalLm, ModelConfig};
 use crate::runs::RunDir;
 use crate::schema::AdlabConfig;
+use crate::tasks::Split;
+use crate::train::lm_learner::LmLearner;
+use crate::train::predictions::StepPredictions;
+use crate::train::rl_learner::RlLearner;
 use anyhow::{bail, Context, Result};
 
 /// Evaluates the run in `dir` as `cfg.eval` says; writes `eval.csv` and `summary.json`.
@@ -30,25 +36,32 @@ pub fn evaluate_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
     let dataset = crate::tasks::cache::load(&cache.dir)?;
     let suite = dataset.suite()?;
     let weights = crate::runs::checkpoint_weights(dir)?;
-    let rows = match &cfg.model {
+    let device = candle_core::Device::Cpu;
+    let has_test = dataset.histories.iter().any(|h| h.split == Split::Test);
+    let n_windows = if has_test { eval.prediction_windows } else { 0 };
+    let batch_size = cfg.train.batch_size;
+    let tokens_per_step;
+    let (rows, predictions) = match &cfg.model {
         ModelConfig::RlHeads(m) => {
-            let spaces = crate::models::spaces::spaces_of(suite.spec());
             // The init stream does not matter: every weight is overwritten by the checkpoint.
-            let model = RlHeadsModel::new(
-                m,
-                &spaces,
-                crate::seed::rng(cfg.seed, crate::runs::layout::MODEL_INIT_SEED, &[]),
-            )?;
-            model
+            let learner = RlLearner::new(m, suite.spec(), &dataset.histories, cfg.seed, &device)?;
+            learner
+                .model
                 .load_weights(&weights)
                 .with_context(|| format!("loading {}", weights.display()))?;
-            evaluate_policy(&suite, eval, cfg.seed, |rows| {
+            let predictions = (n_windows > 0)
+                .then(|| learner.held_out_predictions(n_windows, batch_size))
+                .transpose()?
+                .map(|p| (p, m.reward_tolerance));
+            tokens_per_step = Some(learner.model.tokens_per_step() as f64);
+            let rows = evaluate_policy(&suite, eval, cfg.seed, |rows| {
                 Ok(Box::new(RlHeadsPolicy::new(
-                    &model,
+                    &learner.model,
                     rows,
                     eval.context_kept,
                 )))
-            })?
+            })?;
+            (rows, predictions)
         }
         ModelConfig::CausalLm(m) => {
             let FormatConfig::Language(f) = &cfg.format else {
@@ -68,7 +81,7 @@ pub fn evaluate_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
                 crate::seed::rng(cfg.seed, crate::runs::layout::MODEL_INIT_SEED, &[]),
             )
             .with_context(|| format!("loading {}", checkpoint.display()))?;
-            evaluate_policy(&suite, eval, cfg.seed, |rows| {
+            let rows = evaluate_policy(&suite, eval, cfg.seed, |rows| {
                 Ok(Box::new(LmPolicy::new(
                     &model,
                     &format,
@@ -76,11 +89,30 @@ pub fn evaluate_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
                     rows,
                     eval.context_kept,
                 )?))
-            })?
+            })?;
+            let mut learner = LmLearner::new(
+                m,
+                f,
+                suite.spec(),
+                &dataset.histories,
+                &cache.dir,
+                Some(tokenizer),
+                cfg.seed,
+                &device,
+            )?;
+            tokens_per_step = Some(learner.tokens_per_step());
+            learner.model = model;
+            let predictions = (n_windows > 0)
+                .then(|| learner.held_out_predictions(n_windows, batch_size))
+                .transpose()?
+                .map(|p| (p, format.rewards().tolerance()));
+            (rows, predictions)
         }
     };
     results::write(&dir.eval_path(), &rows.rows)?;
     let mut summary = summarise(&rows.rows, eval.summary_k, eval.temperature);
+    summary.tokens_per_step = tokens_per_step;
+    summary.prediction = predictions.map(|(p, tolerance)| held_out_prediction(&p, tolerance));
     for (split, stats) in rows.decoding {
         if let Some(s) = summary.splits.get_mut(split.as_str()) {
             s.decoding = Some(stats);
@@ -89,6 +121,35 @@ pub fn evaluate_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
     crate::fsutil::write_json_atomic(&dir.summary_path(), &summary)?;
     crate::tensorboard::log_in_context(&dir.path, &summary.in_context_curves());
     Ok(summary)
+}
+
+/// Summarises teacher-forced predictions; logs them.
+fn held_out_prediction(p: &StepPredictions, reward_tolerance: f32) -> HeldOutPrediction {
+    let reward = reward_prediction(&p.rewards, reward_tolerance);
+    let state = (!p.states.is_empty())
+        .then(|| state_prediction(&p.states, &p.states_before, p.states_off_format));
+    let num = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.4}"));
+    tracing::info!(
+        "held-out prediction over {} windows: reward MAE {} ({} of {} unreadable){}",
+        p.windows,
+        num(reward.mae),
+        reward.unparsable,
+        reward.n,
+        state.as_ref().map_or(String::new(), |s| format!(
+            ", next-state normalised MAE {} (unchanged state: {}; {} of {} unreadable, {} off \
+             the format's precision)",
+            num(s.normalised_mae),
+            num(s.unchanged_normalised_mae),
+            s.unparsable,
+            s.n,
+            s.off_format
+        ))
+    );
+    HeldOutPrediction {
+        windows: p.windows,
+        reward,
+        state,
+    }
 }
 
 /// The config of the run in `run_dir` (its `config.yaml`, already composed and resolved) with

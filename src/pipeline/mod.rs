@@ -74,6 +74,7 @@ pub fn run_pipeline(
                 suite.spec(),
                 &dataset.histories,
                 &cache.dir,
+                None,
                 cfg.seed,
                 &device,
             )?;

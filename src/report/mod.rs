@@ -175,6 +175,16 @@ fn resolve_sort(figures: &[String], wanted: Option<&str>) -> Result<Option<Strin
     }
 }
 
+/// `summary.json` figures outside the per-split policies that the markdown table shows by
+/// default: held-out prediction and what a step costs.
+const HEADLINE_SUMMARY: [&str; 5] = [
+    "prediction.reward.mae",
+    "prediction.state.normalised_mae",
+    "prediction.state.unchanged_normalised_mae",
+    "prediction.state.readable",
+    "tokens_per_step",
+];
+
 fn markdown_columns(
     figures: &[String],
     wanted: &[String],
@@ -191,7 +201,11 @@ fn markdown_columns(
             let parts: Vec<&str> = f.split('.').collect();
             let val_final = parts.len() == 3 && parts[0] == "val" && parts[2] == "final";
             let held_out_model = parts.contains(&"test") && parts.contains(&"model");
-            if val_final || held_out_model || f == table::WALL_TIME {
+            if val_final
+                || held_out_model
+                || HEADLINE_SUMMARY.contains(&f.as_str())
+                || f == table::WALL_TIME
+            {
                 add(f, &mut cols);
             }
         }

@@ -17,13 +17,20 @@ pub fn ignored_key(key: &str) -> bool {
     key == "name" || key == "paths" || key.starts_with("paths.")
 }
 
-/// Whether larger is better for a metric: accuracies, returns and scores; losses, errors and
-/// times are better smaller.
+/// Whether larger is better for a metric: accuracies, returns, scores and readable fractions;
+/// losses, errors and times are better smaller.
 pub fn higher_is_better(column: &str) -> bool {
     let c = column.to_ascii_lowercase();
-    ["acc", "return", "score", "improvement", "tokens_per_s"]
-        .iter()
-        .any(|w| c.contains(w))
+    [
+        "acc",
+        "return",
+        "score",
+        "improvement",
+        "tokens_per_s",
+        "readable",
+    ]
+    .iter()
+    .any(|w| c.contains(w))
 }
 
 /// Config keys whose value is not the same in every run (missing counts as a value).

@@ -46,6 +46,39 @@ pub fn measure(case: &str, cfg: &TaskConfig, min_seconds: f64) -> Result<Through
     }
 }
 
+/// The environment alone: task 0 of the config stepped with uniformly random actions (reset
+/// at every episode end, nothing recorded) until `min_seconds` have passed — the physics
+/// cost that a source's learning adds to.
+pub fn measure_env(case: &str, cfg: &TaskConfig, min_seconds: f64) -> Result<Throughput> {
+    use super::env::Environment;
+    use rand::Rng;
+    let suite = TaskSuite::from_config(cfg).with_context(|| format!("bench case {case}"))?;
+    let mut env = suite.make_env(0)?;
+    let mut rng = crate::seed::rng(0, "bench-env", &[]);
+    let n = env.n_actions();
+    env.reset(&mut rng);
+    let start = Instant::now();
+    let mut steps = 0u64;
+    loop {
+        for _ in 0..1000 {
+            let a = rng.random_range(0..n);
+            if env.step(a, &mut rng).done() {
+                env.reset(&mut rng);
+            }
+        }
+        steps += 1000;
+        let seconds = start.elapsed().as_secs_f64();
+        if seconds >= min_seconds {
+            return Ok(Throughput {
+                case: case.to_string(),
+                steps,
+                seconds,
+                steps_per_sec: steps as f64 / seconds,
+            });
+        }
+    }
+}
+
 /// The standard cases: every RL `conf/task/*.yaml` with its configured source, plus the other
 /// sources that fit (PPO on darkroom, Thompson sampling on bandit), sorted by name.
 pub fn standard_cases(conf_task_dir: &Path) -> Result<Vec<(String, TaskConfig)>> {

@@ -63,6 +63,20 @@ pub enum TaskParams {
     },
 }
 
+impl EnvConfig {
+    /// What the family's states, actions and rewards look like (no task is built).
+    pub fn spec(&self) -> EnvSpec {
+        match self {
+            EnvConfig::Darkroom(c) => DarkRoom::spec(c.size, c.episode_len),
+            EnvConfig::KeyToDoor(c) => KeyToDoor::spec(c.size, c.episode_len),
+            EnvConfig::Bandit(c) => Bandit::spec(c.arms),
+            EnvConfig::FrozenLake(c) => FrozenLake::spec(c.max_steps),
+            EnvConfig::CartPole(c) => CartPole::spec(c.max_steps),
+            EnvConfig::LunarLander(c) => Lander::spec(c.max_steps),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TaskSuite {
     config: TaskConfig,
@@ -136,7 +150,8 @@ impl TaskSuite {
     pub fn from_config(cfg: &TaskConfig) -> Result<TaskSuite> {
         cfg.validate()?;
         let max_tasks = cfg.split.max_tasks.unwrap_or(1);
-        let (spec, tasks, splits) = match &cfg.env {
+        let spec = cfg.env.spec();
+        let (tasks, splits) = match &cfg.env {
             EnvConfig::Darkroom(c) => {
                 let tasks = cap(
                     cfg,
@@ -145,7 +160,7 @@ impl TaskSuite {
                         .collect(),
                 );
                 let splits = seeded_splits(cfg, tasks.len());
-                (DarkRoom::spec(c.size, c.episode_len), tasks, splits)
+                (tasks, splits)
             }
             EnvConfig::KeyToDoor(c) => {
                 let pairs = cells(c.size)
@@ -155,7 +170,7 @@ impl TaskSuite {
                     .collect();
                 let tasks = cap(cfg, pairs);
                 let splits = seeded_splits(cfg, tasks.len());
-                (KeyToDoor::spec(c.size, c.episode_len), tasks, splits)
+                (tasks, splits)
             }
             EnvConfig::Bandit(c) => {
                 // Test tasks come from the mirrored distribution, so the split is by
@@ -175,15 +190,13 @@ impl TaskSuite {
                         TaskParams::Bandit { means }
                     })
                     .collect();
-                (Bandit::spec(c.arms), tasks, splits)
+                (tasks, splits)
             }
-            EnvConfig::FrozenLake(c) => (
-                FrozenLake::spec(c.max_steps),
+            EnvConfig::FrozenLake(_) => (
                 vec![TaskParams::FrozenLake; max_tasks],
                 seeded_splits(cfg, max_tasks),
             ),
-            EnvConfig::CartPole(c) => (
-                CartPole::spec(c.max_steps),
+            EnvConfig::CartPole(_) => (
                 vec![TaskParams::CartPole; max_tasks],
                 seeded_splits(cfg, max_tasks),
             ),
@@ -219,7 +232,7 @@ impl TaskSuite {
                         }
                     })
                     .collect();
-                (Lander::spec(c.max_steps), tasks, splits)
+                (tasks, splits)
             }
         };
         let optimal = tasks.iter().map(|t| optimal_return(cfg, t)).collect();

@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod guard;
 pub mod metrics_log;
+pub mod predictions;
 
 pub mod lm_learner;
 pub mod rl_learner;

@@ -40,6 +40,9 @@ impl CartPole {
                     .iter()
                     .map(|s| s.to_string())
                     .collect(),
+                // Position and angle: the termination bounds; velocities: beyond what a
+                // balancing policy reaches.
+                feature_ranges: vec![[-2.4, 2.4], [-2.0, 2.0], [-0.21, 0.21], [-3.0, 3.0]],
             },
             action_names: vec!["left".into(), "right".into()],
             reward: RewardKind::Discrete { values: vec![1.0] },

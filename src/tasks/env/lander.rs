@@ -76,6 +76,19 @@ pub const FEATURES: [&str; 8] = [
     "left_leg",
     "right_leg",
 ];
+/// Typical range of each feature: about the 1st and 99th percentiles over the default task's
+/// PPO histories (`conf/task/lunar_lander.yaml`, 294k steps: x −0.82…0.81, y −0.05…1.80,
+/// vx −1.09…1.12, vy −1.17…0.31, angle −1.44…1.25, angular velocity −0.92…0.89).
+pub const FEATURE_RANGES: [[f32; 2]; 8] = [
+    [-1.0, 1.0],
+    [-0.1, 1.8],
+    [-1.2, 1.2],
+    [-1.3, 0.4],
+    [-1.5, 1.5],
+    [-1.0, 1.0],
+    [0.0, 1.0],
+    [0.0, 1.0],
+];
 pub const ACTIONS: [&str; 4] = ["nothing", "left", "main", "right"];
 
 pub struct Lander {
@@ -273,6 +286,7 @@ impl Lander {
             kind: "lunar_lander".into(),
             state: StateSpace::Continuous {
                 feature_names: FEATURES.iter().map(|s| s.to_string()).collect(),
+                feature_ranges: FEATURE_RANGES.to_vec(),
             },
             action_names: ACTIONS.iter().map(|s| s.to_string()).collect(),
             reward: RewardKind::Continuous,

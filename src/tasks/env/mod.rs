@@ -60,6 +60,11 @@ pub enum StateSpace {
     },
     Continuous {
         feature_names: Vec<String>,
+        /// Typical `[low, high]` of each feature (each environment says where its figures come
+        /// from): the range formats that bin values cut into bins. Values outside it are still
+        /// valid states (binned into the end bins).
+        #[serde(default)]
+        feature_ranges: Vec<[f32; 2]>,
     },
 }
 
@@ -68,7 +73,7 @@ impl StateSpace {
     pub fn feature_dim(&self) -> usize {
         match self {
             StateSpace::Discrete { .. } => 0,
-            StateSpace::Continuous { feature_names } => feature_names.len(),
+            StateSpace::Continuous { feature_names, .. } => feature_names.len(),
         }
     }
 }

@@ -77,7 +77,7 @@ impl Ppo {
     pub fn new(cfg: &PpoConfig, state: &StateSpace, n_actions: usize, seed: u64) -> Ppo {
         let (one_hot, input) = match state {
             StateSpace::Discrete { n_states, .. } => (Some(*n_states), *n_states),
-            StateSpace::Continuous { feature_names } => (None, feature_names.len()),
+            StateSpace::Continuous { feature_names, .. } => (None, feature_names.len()),
         };
         let mut rng = seed::rng(seed, "ppo-init", &[]);
         let h = cfg.hidden;
