@@ -3,6 +3,7 @@
 //! then the one-thread time to generate each config's full dataset. Run with `cargo bench --bench generate [-- SECONDS_PER_CASE]`.
 
 use adlab::tasks::bench::{generation_time, measure, measure_env, standard_cases};
+use adlab::tasks::config::{EnvConfig, LunarLanderConfig};
 use adlab::tasks::TaskConfig;
 use std::path::Path;
 
@@ -32,8 +33,21 @@ fn main() -> anyhow::Result<()> {
     );
     let mut seen = std::collections::BTreeSet::new();
     for (_, cfg) in &cases {
-        if seen.insert(cfg.name.clone()) {
-            let t = measure_env(&format!("{}/random", cfg.name), cfg, seconds)?;
+        if !seen.insert(cfg.name.clone()) {
+            continue;
+        }
+        let mut variants = vec![(format!("{}/random", cfg.name), cfg.clone())];
+        if let EnvConfig::LunarLander(c) = &cfg.env {
+            // The faster physics setting, side by side with the default.
+            let mut fast = cfg.clone();
+            fast.env = EnvConfig::LunarLander(LunarLanderConfig {
+                solver_iterations: 3,
+                ..c.clone()
+            });
+            variants.push((format!("{}/random, 3 substeps", cfg.name), fast));
+        }
+        for (case, cfg) in &variants {
+            let t = measure_env(case, cfg, seconds)?;
             println!(
                 "{:<24} {:>14} {:>10.2} {:>16.0}",
                 t.case, t.steps, t.seconds, t.steps_per_sec

@@ -87,8 +87,16 @@ pub struct LunarLanderConfig {
     pub max_steps: usize,
     /// Episodes of the heuristic controller whose mean return estimates a task's optimum.
     pub optimum_episodes: usize,
+    /// Rapier solver substeps per step: 4 (rapier's default), or fewer for speed at some cost
+    /// in fidelity (3 still lands the heuristic). Part of the task, so of its cache.
+    #[serde(default = "default_solver_iterations")]
+    pub solver_iterations: usize,
     pub train: LanderRanges,
     pub test: LanderRanges,
+}
+
+fn default_solver_iterations() -> usize {
+    super::env::lander::DEFAULT_SOLVER_ITERATIONS
 }
 
 /// Closed ranges `[low, high]` that a split's tasks are drawn from, uniformly.
@@ -389,6 +397,12 @@ impl TaskConfig {
                     "task.env.optimum_episodes",
                     c.optimum_episodes,
                     "at least 1",
+                )?;
+                check(
+                    (1..=16).contains(&c.solver_iterations),
+                    "task.env.solver_iterations",
+                    c.solver_iterations,
+                    "1 to 16",
                 )?;
                 for (split, ranges) in [("train", &c.train), ("test", &c.test)] {
                     let bounds = [(-12.0, 0.0), (0.0, 20.0), (0.0, 2.0), (-3.0, 3.0)];

@@ -353,10 +353,10 @@ impl TaskSuite {
                 TaskEnv::CartPole(CartPole::new(c.max_steps))
             }
             (EnvConfig::LunarLander(c), params @ TaskParams::LunarLander { .. }) => {
-                TaskEnv::LunarLander(Box::new(Lander::new(
-                    lander_params(params).expect("a lander task"),
-                    c.max_steps,
-                )))
+                TaskEnv::LunarLander(Box::new(
+                    Lander::new(lander_params(params).expect("a lander task"), c.max_steps)
+                        .with_solver_iterations(c.solver_iterations),
+                ))
             }
             (env, params) => bail!("task {task} ({params:?}) does not belong to env {env:?}"),
         })
@@ -405,6 +405,7 @@ fn optimal_return(cfg: &TaskConfig, task: &TaskParams) -> f32 {
                 c.max_steps,
                 c.optimum_episodes,
                 seed::derive_seed(cfg.seed, "lander-optimum", &[*terrain_seed]),
+                c.solver_iterations,
             )
         }
         _ => 0.0,
