@@ -25,6 +25,11 @@ pub struct EvalConfig {
     /// step, so the model always sees nearly a full context of its own history.
     #[serde(default = "default_context_kept")]
     pub context_kept: f64,
+    /// Episodes traced step by step at each end of the model's run on every evaluated task
+    /// (the first and the last this many; 0 = none): `traces.jsonl` and the pictures in
+    /// `plots/`.
+    #[serde(default = "default_trace_episodes")]
+    pub trace_episodes: usize,
     /// In-context RLHF (tasks of RLHF histories): evaluation points and prompts.
     #[serde(default)]
     pub rlhf: Option<super::rlhf_eval::RlhfEvalConfig>,
@@ -32,6 +37,10 @@ pub struct EvalConfig {
 
 fn default_k() -> usize {
     10
+}
+
+fn default_trace_episodes() -> usize {
+    3
 }
 
 fn default_context_kept() -> f64 {
