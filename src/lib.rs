@@ -13,6 +13,7 @@ pub mod launch;
 pub mod logging;
 pub mod models;
 pub mod optim;
+pub mod pictures;
 pub mod pipeline;
 pub mod report;
 pub mod rlhf;

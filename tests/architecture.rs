@@ -28,6 +28,7 @@ const LAYERS: &[&[&str]] = &[
     &["rlhf"],
     &["formats"],
     &["train", "eval"],
+    &["pictures"],
     &["schema_checks"],
     &["schema"],
     &["pipeline"],

@@ -151,6 +151,110 @@ fn every_shipped_experiment_composes_and_validates() {
     }
 }
 
+/// A picture file as it should be: a PNG with a plausible size, or an SVG with `needles`.
+fn check_picture(plots: &std::path::Path, stem: &str, needles: &[&str]) {
+    let png = std::fs::read(plots.join(format!("{stem}.png")))
+        .unwrap_or_else(|e| panic!("{stem}.png: {e}"));
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{stem}.png is not a PNG");
+    assert_eq!(&png[12..16], b"IHDR");
+    let side = |i: usize| u32::from_be_bytes(png[i..i + 4].try_into().unwrap());
+    assert!(
+        side(16) >= 600 && side(20) >= 300,
+        "{stem}.png is {}x{}",
+        side(16),
+        side(20)
+    );
+    let svg = std::fs::read_to_string(plots.join(format!("{stem}.svg"))).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+        "{stem}.svg"
+    );
+    assert_eq!(svg.matches("<text").count(), svg.matches("</text>").count());
+    for n in needles {
+        assert!(svg.contains(n), "{stem}.svg has no {n}");
+    }
+}
+
+#[test]
+fn a_grid_run_traces_episodes_and_draws_visitation_maps_and_source_curves() {
+    let s = Scratch::new();
+    let args = [
+        "task=darkroom",
+        "++task.split.max_tasks=10",
+        "task.histories.episodes=30",
+        "train.steps=3",
+        "model.d_model=16",
+        "model.n_layers=1",
+        "model.n_heads=2",
+        "model.d_ff=32",
+        "eval.episodes=6",
+        "eval.tasks=1",
+        "eval.train_tasks=1",
+        "eval.summary_k=2",
+        "eval.trace_episodes=2",
+    ];
+    stdout_of(s.adlab_with_paths("run", &args));
+    let dir = &s.run_dirs("darkroom-rl_heads")[0];
+    let text = std::fs::read_to_string(dir.join("traces.jsonl")).unwrap();
+    let traces: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Episodes 1, 2, 5 and 6 of each of the two tasks, held-out first.
+    assert_eq!(traces.len(), 8, "{text}");
+    let episodes: Vec<u64> = traces
+        .iter()
+        .map(|t| t["episode"].as_u64().unwrap())
+        .collect();
+    assert_eq!(episodes, [0, 1, 4, 5, 0, 1, 4, 5]);
+    assert!(traces[..4].iter().all(|t| t["split"] == "test"));
+    assert!(traces[4..].iter().all(|t| t["split"] == "train"));
+    let task = traces[0]["task"].as_u64().unwrap();
+    let eval_csv = std::fs::read_to_string(dir.join("eval.csv")).unwrap();
+    for t in &traces {
+        assert_eq!(t["params"]["kind"], "darkroom");
+        let steps = t["actions"].as_array().unwrap().len();
+        assert_eq!(t["states"].as_array().unwrap().len(), steps);
+        // Dark Room episodes run to the time limit, as eval.csv says.
+        let row = format!(
+            "{},{},{},",
+            t["task"],
+            t["split"].as_str().unwrap(),
+            t["episode"]
+        );
+        let line = eval_csv
+            .lines()
+            .find(|l| l.starts_with(&row) && l.ends_with(",model"))
+            .unwrap();
+        assert!(
+            line.contains(&format!(",{steps},model")),
+            "{line} vs {steps} steps"
+        );
+    }
+    let plots = dir.join("plots");
+    check_picture(
+        &plots,
+        &format!("visitation_test_task{task}"),
+        &["held-out task", "early", "late", "goal", "visits / episode"],
+    );
+    check_picture(
+        &plots,
+        "source_curves",
+        &["q_learning", "training tasks", "held-out tasks", "optimum"],
+    );
+    // The pictures are redrawn by `adlab eval`.
+    std::fs::remove_dir_all(&plots).unwrap();
+    stdout_of(s.adlab().arg("eval").arg(dir));
+    assert!(plots
+        .join(format!("visitation_test_task{task}.png"))
+        .is_file());
+    assert!(plots.join("source_curves.svg").is_file());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("traces.jsonl")).unwrap(),
+        text
+    );
+}
+
 #[test]
 fn both_learners_train_and_act_on_the_lunar_lander() {
     // The continuous-state, continuous-reward family end to end: PPO histories, an RL-heads
@@ -213,6 +317,29 @@ fn both_learners_train_and_act_on_the_lunar_lander() {
         assert!(
             expected.contains(&tokens),
             "{kind}: {tokens} tokens per step"
+        );
+        // Its first and last episodes on the held-out task (the last of 4), drawn.
+        let traces = std::fs::read_to_string(dir.join("traces.jsonl")).unwrap();
+        let first: serde_json::Value =
+            serde_json::from_str(traces.lines().next().unwrap()).unwrap();
+        assert_eq!(first["params"]["kind"], "lunar_lander");
+        assert_eq!(first["features"][0].as_array().unwrap().len(), 8);
+        assert_eq!(first["final_features"].as_array().unwrap().len(), 8);
+        check_picture(
+            &dir.join("plots"),
+            "lander_test_task3",
+            &[
+                "Lunar lander",
+                "early: episode 1",
+                "late: episode 2",
+                "main engine",
+                "<polygon",
+            ],
+        );
+        check_picture(
+            &dir.join("plots"),
+            "source_curves",
+            &["ppo", "held-out tasks"],
         );
     }
 }

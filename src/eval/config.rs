@@ -25,10 +25,16 @@ pub struct EvalConfig {
     /// step, so the model always sees nearly a full context of its own history.
     #[serde(default = "default_context_kept")]
     pub context_kept: f64,
-    /// Held-out windows (the test split's validation set) on which teacher-forced reward and
-    /// next-state prediction are measured for `summary.json`'s `prediction`; 0 = skip.
+    /// Held-out windows (the test split's validation set) on which reward and next-state
+    /// prediction are measured for `summary.json`'s `prediction` (a causal LM writes them
+    /// greedily from the logged history, then they are read back); 0 = skip.
     #[serde(default = "default_prediction_windows")]
     pub prediction_windows: usize,
+    /// Episodes traced step by step at each end of the model's run on every evaluated task
+    /// (the first and the last this many; 0 = none): `traces.jsonl` and the pictures in
+    /// `plots/`.
+    #[serde(default = "default_trace_episodes")]
+    pub trace_episodes: usize,
     /// In-context RLHF (tasks of RLHF histories): evaluation points and prompts.
     #[serde(default)]
     pub rlhf: Option<super::rlhf_eval::RlhfEvalConfig>,
@@ -40,6 +46,10 @@ fn default_k() -> usize {
 
 fn default_prediction_windows() -> usize {
     64
+}
+
+fn default_trace_episodes() -> usize {
+    3
 }
 
 fn default_context_kept() -> f64 {

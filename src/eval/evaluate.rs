@@ -7,8 +7,9 @@ use super::baselines;
 use super::config::EvalConfig;
 use super::policy::DecodingStats;
 use super::results::{EvalRow, PolicyKind};
-use super::rollout::{roll_out, Acting};
+use super::rollout::{roll_out_traced, Acting};
 use super::summary::Summary;
+use super::trace::Trace;
 use crate::tasks::{Split, TaskSuite};
 use anyhow::Result;
 
@@ -23,6 +24,8 @@ pub struct Evaluation {
     pub rows: Vec<EvalRow>,
     /// Per split, the text policy's decoding figures (none for rl_heads).
     pub decoding: Vec<(Split, DecodingStats)>,
+    /// The model's traced episodes (`eval.trace_episodes`), held-out tasks first.
+    pub traces: Vec<Trace>,
 }
 
 /// Runs the model (a fresh policy per split, from `make_policy(rows)`) and the baselines on
@@ -35,6 +38,7 @@ pub fn evaluate_policy<'m>(
 ) -> Result<Evaluation> {
     let mut rows = Vec::new();
     let mut decoding = Vec::new();
+    let mut traces = Vec::new();
     for (split, n) in [(Split::Test, eval.tasks), (Split::Train, eval.train_tasks)] {
         let tasks = pick(suite, split, n);
         if tasks.is_empty() {
@@ -47,7 +51,15 @@ pub fn evaluate_policy<'m>(
             seed,
             label: "eval",
         };
-        let model = roll_out(policy.as_mut(), suite, &tasks, eval.episodes, acting)?;
+        let (model, traced) = roll_out_traced(
+            policy.as_mut(),
+            suite,
+            &tasks,
+            eval.episodes,
+            acting,
+            eval.trace_episodes,
+        )?;
+        traces.extend(traced);
         if let Some(stats) = policy.decoding_stats() {
             tracing::info!(
                 "eval {}: {} of {} steps off-format under unconstrained greedy decoding",
@@ -78,7 +90,11 @@ pub fn evaluate_policy<'m>(
             rows.extend(EvalRow::from_episodes(&episodes, split, kind));
         }
     }
-    Ok(Evaluation { rows, decoding })
+    Ok(Evaluation {
+        rows,
+        decoding,
+        traces,
+    })
 }
 
 /// One log line: the held-out model's figures beside the source's.

@@ -8,6 +8,7 @@
 //! * [`lm_policy`]: the causal LM behind it (text context, constrained decoding);
 //! * [`sampler`]: greedy / seeded temperature sampling of actions;
 //! * [`rollout`]: the batched protocol (one row per task, independent episodes);
+//! * [`trace`]: the steps of the model's first and last episodes (`traces.jsonl`);
 //! * [`baselines`]: source, random and optimal on the same tasks and environment streams;
 //! * [`results`]: `eval.csv`; [`summary`]: `summary.json` and the printed table;
 //! * [`evaluate`]: the protocol on a suite's tasks of both splits, with the baselines;
@@ -33,6 +34,7 @@ pub mod rollout;
 pub mod sampler;
 pub mod state_prediction;
 pub mod summary;
+pub mod trace;
 
 pub use config::EvalConfig;
 pub use evaluate::summary_line;

@@ -10,6 +10,7 @@
 
 use super::policy::{InContextPolicy, StepOutcome, StepStates};
 use super::sampler::{choose, log_softmax};
+use super::trace::{is_traced, Trace};
 use crate::tasks::{Environment, TaskSuite};
 use anyhow::{ensure, Result};
 
@@ -48,6 +49,20 @@ pub fn roll_out(
     episodes: usize,
     acting: Acting,
 ) -> Result<Vec<Episode>> {
+    Ok(roll_out_traced(policy, suite, tasks, episodes, acting, 0)?.0)
+}
+
+/// [`roll_out`], also recording the steps of the first `trace` and the last `trace` episodes
+/// of every task ([`is_traced`]); the traces come back in (row, episode) order. Only the
+/// selected episodes are copied, so `trace` = 0 costs one comparison per step.
+pub fn roll_out_traced(
+    policy: &mut dyn InContextPolicy,
+    suite: &TaskSuite,
+    tasks: &[usize],
+    episodes: usize,
+    acting: Acting,
+    trace: usize,
+) -> Result<(Vec<Episode>, Vec<Trace>)> {
     let rows = tasks.len();
     ensure!(
         policy.rows() == rows,
@@ -74,6 +89,30 @@ pub fn roll_out(
     let mut features = vec![0.0f32; rows * dim];
     let (mut actions, mut rewards) = (vec![0u32; rows], vec![0.0f32; rows]);
     let (mut logprobs, mut dones) = (vec![0.0f32; rows], vec![false; rows]);
+    // The trace of each row's current episode, when that episode is selected.
+    let new_trace = |r: usize, episode: usize| -> Result<Option<Trace>> {
+        if !is_traced(episode, episodes, trace) || episode >= episodes {
+            return Ok(None);
+        }
+        let task = tasks[r];
+        Ok(Some(Trace {
+            task,
+            split: suite.split(task)?,
+            params: suite.tasks()[task].clone(),
+            episode,
+            ret: 0.0,
+            terminated: false,
+            states: Vec::new(),
+            features: Vec::new(),
+            actions: Vec::new(),
+            rewards: Vec::new(),
+            final_state: 0,
+            final_features: Vec::new(),
+        }))
+    };
+    let mut current: Vec<Option<Trace>> =
+        (0..rows).map(|r| new_trace(r, 0)).collect::<Result<_>>()?;
+    let mut traces: Vec<Vec<Trace>> = vec![Vec::new(); rows];
     while results.iter().any(|r| r.len() < episodes) {
         for (r, env) in envs.iter().enumerate() {
             ids[r] = env.state_id();
@@ -92,6 +131,14 @@ pub fn roll_out(
         for r in 0..rows {
             let row = &logits[r * n_actions..(r + 1) * n_actions];
             let a = choose(row, acting.temperature, &mut act_rngs[r]);
+            if let Some(t) = current[r].as_mut() {
+                if dim == 0 {
+                    t.states.push(ids[r]);
+                } else {
+                    t.features.push(features[r * dim..(r + 1) * dim].to_vec());
+                }
+                t.actions.push(a as u32);
+            }
             let tr = envs[r].step(a, &mut env_rngs[r]);
             actions[r] = a as u32;
             rewards[r] = tr.reward;
@@ -99,7 +146,21 @@ pub fn roll_out(
             dones[r] = tr.done();
             ret[r] += tr.reward;
             len[r] += 1;
+            if let Some(t) = current[r].as_mut() {
+                t.rewards.push(tr.reward);
+                t.ret += tr.reward;
+            }
             if tr.done() {
+                if let Some(mut t) = current[r].take() {
+                    t.terminated = tr.terminated;
+                    if dim == 0 {
+                        t.final_state = envs[r].state_id();
+                    } else {
+                        t.final_features = vec![0.0; dim];
+                        envs[r].write_features(&mut t.final_features);
+                    }
+                    traces[r].push(t);
+                }
                 let done_so_far = results[r].len();
                 if done_so_far < episodes {
                     results[r].push(Episode {
@@ -112,6 +173,7 @@ pub fn roll_out(
                 ret[r] = 0.0;
                 len[r] = 0;
                 envs[r].reset(&mut env_rngs[r]);
+                current[r] = new_trace(r, results[r].len())?;
                 ended = true;
             }
         }
@@ -125,5 +187,8 @@ pub fn roll_out(
             crate::interrupt::check()?;
         }
     }
-    Ok(results.into_iter().flatten().collect())
+    Ok((
+        results.into_iter().flatten().collect(),
+        traces.into_iter().flatten().collect(),
+    ))
 }

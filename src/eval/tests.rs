@@ -172,6 +172,7 @@ fn eval_config(temperature: f64) -> EvalConfig {
         summary_k: 1,
         context_kept: 0.5,
         prediction_windows: 0,
+        trace_episodes: 1,
         rlhf: None,
     }
 }
@@ -215,4 +216,127 @@ fn a_tasks_random_baseline_does_not_depend_on_its_batch() {
         .copied()
         .collect();
     assert_eq!(same, alone);
+}
+
+/// Key-to-Door: random starts, so the environment stream matters for the replay.
+fn key_to_door_suite() -> TaskSuite {
+    let text = include_str!("../../conf/task/key_to_door.yaml");
+    let mut cfg = TaskConfig::from_yaml(text).unwrap();
+    cfg.split.max_tasks = Some(10);
+    TaskSuite::from_config(&cfg).unwrap()
+}
+
+fn random_traces(
+    suite: &TaskSuite,
+    tasks: &[usize],
+    episodes: usize,
+    trace: usize,
+) -> (Vec<super::rollout::Episode>, Vec<super::trace::Trace>) {
+    let mut policy = super::baselines::RandomPolicy::new(tasks.len(), suite.spec().n_actions());
+    let acting = Acting {
+        temperature: 1.0,
+        seed: 4,
+        label: "eval",
+    };
+    super::rollout::roll_out_traced(&mut policy, suite, tasks, episodes, acting, trace).unwrap()
+}
+
+#[test]
+fn traces_hold_the_states_the_environment_was_in() {
+    use crate::tasks::Environment;
+    let suite = key_to_door_suite();
+    let tasks = vec![suite.test_tasks()[0], suite.train_tasks()[0]];
+    let (episodes, traces) = random_traces(&suite, &tasks, 4, 4);
+    // Every episode traced: replaying the actions on the task's environment stream meets the
+    // same states, rewards and ends.
+    assert_eq!(traces.len(), 8);
+    for (r, &task) in tasks.iter().enumerate() {
+        let mine: Vec<_> = traces.iter().filter(|t| t.task == task).collect();
+        assert_eq!(
+            mine.iter().map(|t| t.episode).collect::<Vec<_>>(),
+            [0, 1, 2, 3]
+        );
+        let mut env = suite.make_env(task).unwrap();
+        let mut rng = super::rollout::env_rng(4, task);
+        for (e, t) in mine.iter().enumerate() {
+            assert_eq!(t.split, suite.split(task).unwrap());
+            assert_eq!(t.params, suite.tasks()[task]);
+            assert!(t.features.is_empty() && t.final_features.is_empty());
+            assert_eq!(t.states.len(), t.actions.len());
+            assert_eq!(t.rewards.len(), t.actions.len());
+            let played = episodes[r * 4 + e];
+            assert_eq!((played.task, played.episode), (task, e));
+            assert_eq!((t.ret, t.steps()), (played.ret, played.steps));
+            env.reset(&mut rng);
+            let mut end = None;
+            for (i, &a) in t.actions.iter().enumerate() {
+                assert_eq!(
+                    env.state_id(),
+                    t.states[i],
+                    "task {task} episode {e} step {i}"
+                );
+                let tr = env.step(a as usize, &mut rng);
+                assert_eq!(tr.reward, t.rewards[i]);
+                assert_eq!(tr.done(), i + 1 == t.steps());
+                end = Some(tr);
+            }
+            assert_eq!(env.state_id(), t.final_state);
+            assert_eq!(end.unwrap().terminated, t.terminated);
+            assert_eq!(t.rewards.iter().sum::<f32>(), t.ret);
+        }
+    }
+
+    // Only the first and last `trace` episodes are kept, unchanged, and tracing changes
+    // nothing about the episodes played.
+    let (same, few) = random_traces(&suite, &tasks, 4, 1);
+    assert_eq!(same, episodes);
+    let picked: Vec<_> = traces
+        .iter()
+        .filter(|t| t.episode == 0 || t.episode == 3)
+        .cloned()
+        .collect();
+    assert_eq!(few, picked);
+    let (_, none) = random_traces(&suite, &tasks, 4, 0);
+    assert!(none.is_empty());
+    assert!(super::trace::is_traced(37, 40, 3) && !super::trace::is_traced(36, 40, 3));
+    assert!(super::trace::is_traced(2, 40, 3) && !super::trace::is_traced(3, 40, 3));
+}
+
+#[test]
+fn traces_round_trip_through_traces_jsonl() {
+    let suite = key_to_door_suite();
+    let (_, mut traces) = random_traces(&suite, &suite.test_tasks()[..2], 3, 1);
+    traces.push(super::trace::Trace {
+        task: 3,
+        split: crate::tasks::Split::Test,
+        params: crate::tasks::TaskParams::LunarLander {
+            gravity: -11.25,
+            wind_power: 1.5,
+            turbulence_power: 0.125,
+            pad_offset: -2,
+            terrain_seed: u64::MAX - 7,
+        },
+        episode: 9,
+        ret: -123.456,
+        terminated: true,
+        states: vec![],
+        features: vec![vec![0.1, -1.4e-7, 3.0], vec![f32::MIN_POSITIVE, 2.5, -0.0]],
+        actions: vec![2, 3],
+        rewards: vec![-0.3, -100.0],
+        final_state: 0,
+        final_features: vec![0.5, 0.25, 1.0],
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(crate::runs::layout::TRACES);
+    super::trace::write(&path, &traces).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), traces.len());
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    for key in [
+        "task", "split", "params", "episode", "return", "states", "actions", "rewards",
+    ] {
+        assert!(first.get(key).is_some(), "no {key}: {first}");
+    }
+    assert_eq!(first["params"]["kind"], "key_to_door");
+    assert_eq!(super::trace::read(&path).unwrap(), traces);
 }

@@ -1,6 +1,7 @@
 //! Evaluation of one run directory: load its checkpoint and data cache, let the model act in
-//! context on held-out (and some training) tasks (`eval::evaluate`), and write `eval.csv` and
-//! `summary.json` into the run directory. RLHF runs go to [`super::rlhf_run`].
+//! context on held-out (and some training) tasks (`eval::evaluate`), and write `eval.csv`,
+//! `summary.json` and `traces.jsonl` into the run directory, then draw its `plots/`
+//! (`crate::pictures`). RLHF runs go to [`super::rlhf_run`].
 
 use crate::eval::evaluate::evaluate_policy;
 use crate::eval::lm_policy::LmPolicy;
@@ -20,7 +21,9 @@ use crate::train::predictions::StepPredictions;
 use crate::train::rl_learner::RlLearner;
 use anyhow::{bail, Context, Result};
 
-/// Evaluates the run in `dir` as `cfg.eval` says; writes `eval.csv` and `summary.json`.
+/// Evaluates the run in `dir` as `cfg.eval` says; writes `eval.csv`, `summary.json` and
+/// `traces.jsonl`, and draws the run's pictures into `plots/` (a picture that cannot be drawn
+/// is a warning, not a failed evaluation).
 pub fn evaluate_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
     let Some(eval) = &cfg.eval else {
         bail!("the config has no `eval` section: nothing to evaluate");
@@ -120,6 +123,15 @@ pub fn evaluate_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
     }
     crate::fsutil::write_json_atomic(&dir.summary_path(), &summary)?;
     crate::tensorboard::log_in_context(&dir.path, &summary.in_context_curves());
+    crate::eval::trace::write(&dir.path.join(crate::runs::layout::TRACES), &rows.traces)?;
+    let plots = dir.path.join(crate::runs::layout::PLOTS_DIR);
+    match crate::pictures::draw_run(&suite, &dataset.histories, &rows.traces, &plots) {
+        Ok(files) => tracing::info!("drew {} pictures into {}", files.len() / 2, plots.display()),
+        Err(e) => tracing::warn!(
+            "could not draw the run's pictures into {}: {e:#}",
+            plots.display()
+        ),
+    }
     Ok(summary)
 }
 

@@ -7,7 +7,6 @@
 //! running, failed or half-written run — can make it fail.
 
 pub mod collect;
-pub mod font;
 pub mod labels;
 pub mod markdown;
 pub mod plots;

@@ -5,9 +5,9 @@
 //! per backend from the same `Chart` value.
 
 use super::collect::RunRecord;
-use super::font::{ensure_registered, FAMILY};
 use super::labels::{group_label, group_title};
 use super::table::GroupTable;
+use crate::pictures::font::{ensure_registered, FAMILY};
 use anyhow::{anyhow, Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;

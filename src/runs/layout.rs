@@ -1,8 +1,8 @@
 //! The names inside a run directory that more than one module reads or writes, in one place:
 //! the checkpoint's files (written by training, read by evaluation and resume), the RLHF
-//! held-out set and completions, and the seed label of model initialisation. The top-level
-//! files (`config.yaml`, `meta.json`, `metrics.csv`, …) are named by [`super::RunDir`]'s
-//! methods.
+//! held-out set and completions, the evaluation's traces and pictures, and the seed label of
+//! model initialisation. The top-level files (`config.yaml`, `meta.json`, `metrics.csv`, …)
+//! are named by [`super::RunDir`]'s methods.
 
 /// The checkpoint folder of a run.
 pub const CHECKPOINT_DIR: &str = "checkpoint";
@@ -23,6 +23,10 @@ pub const TOKENIZER_CONFIG: &str = "tokenizer_config.json";
 pub const HELD_OUT_RUNS: &str = "held_out_runs.json";
 /// Every completion an RLHF evaluation wrote.
 pub const COMPLETIONS: &str = "completions.jsonl";
+/// The model's traced evaluation episodes, one JSON object per line.
+pub const TRACES: &str = "traces.jsonl";
+/// Pictures of a run (visitation maps, lander episodes, source learning curves).
+pub const PLOTS_DIR: &str = "plots";
 
 /// The seed label of model initialisation: training and evaluation build the same model from
 /// `seed::rng(seed, MODEL_INIT_SEED, &[])` before loading weights.

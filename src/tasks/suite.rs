@@ -363,8 +363,8 @@ impl TaskSuite {
     }
 }
 
-/// The physics parameters of a lander task.
-fn lander_params(task: &TaskParams) -> Option<LanderParams> {
+/// The physics parameters of a lander task (`None` for other families).
+pub fn lander_params(task: &TaskParams) -> Option<LanderParams> {
     match *task {
         TaskParams::LunarLander {
             gravity,

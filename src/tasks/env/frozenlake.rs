@@ -6,7 +6,8 @@
 use super::{grid_coords, EnvRng, EnvSpec, Environment, RewardKind, StateSpace, Transition};
 use rand::Rng;
 
-const MAP: [&[u8; 4]; 4] = [b"SFFF", b"FHFH", b"FFFH", b"HFFG"];
+/// The map, row by row: `S` start, `F` frozen, `H` hole, `G` goal.
+pub const MAP: [&[u8; 4]; 4] = [b"SFFF", b"FHFH", b"FFFH", b"HFFG"];
 const N: usize = 4;
 pub const ACTION_NAMES: [&str; 4] = ["left", "down", "right", "up"];
 

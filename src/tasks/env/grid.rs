@@ -74,7 +74,8 @@ impl DarkRoom {
         }
     }
 
-    fn start(size: u8) -> (u8, u8) {
+    /// The start cell of every episode: the centre.
+    pub fn start(size: u8) -> (u8, u8) {
         (size / 2, size / 2)
     }
 

@@ -163,6 +163,49 @@ fn new_world(solver_iterations: usize) -> PhysicsWorld {
     world
 }
 
+/// What a picture of a task needs, in world metres (x right, y up, the screen
+/// `WIDTH`×`HEIGHT`): the terrain and the pad, rebuilt from the task's parameters as the
+/// environment builds them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scene {
+    pub width: f32,
+    pub height: f32,
+    /// The surface polyline, left to right.
+    pub surface: Vec<(f32, f32)>,
+    /// The pad: left x, right x, height (Gymnasium's flags stand at the two ends).
+    pub pad: (f32, f32, f32),
+    /// The lander's hull around its centre, unrotated.
+    pub hull: Vec<(f32, f32)>,
+}
+
+/// The terrain and pad of a task, for pictures.
+pub fn scene(params: &LanderParams) -> Scene {
+    let (chunk_x, smooth, pad_x) = terrain(params);
+    let chunk = W / (CHUNKS - 1) as f32;
+    // Gymnasium's 0.33 smoothing leaves the pad at 0.99 of HELIPAD_Y; draw it where it is.
+    let centre = ((CHUNKS / 2) as i32 + params.pad_offset) as usize;
+    let pad_y = smooth[centre];
+    Scene {
+        width: W,
+        height: H,
+        surface: chunk_x.into_iter().zip(smooth).collect(),
+        pad: (pad_x - chunk, pad_x + chunk, pad_y),
+        hull: LANDER_POLY
+            .iter()
+            .map(|&(x, y)| (x / SCALE, y / SCALE))
+            .collect(),
+    }
+}
+
+/// The lander's centre in world metres from an observation (the inverse of its first two
+/// features).
+pub fn body_position(observation: &[f32]) -> (f32, f32) {
+    (
+        observation[0] * (W / 2.0) + W / 2.0,
+        observation[1] * (H / 2.0) + HELIPAD_Y + LEG_DOWN / SCALE,
+    )
+}
+
 fn groups(member: u32) -> InteractionGroups {
     // Box2D's category/mask bits: lander (0x10) and legs (0x20) collide with the ground (0x1)
     // only, never with each other.
@@ -673,6 +716,39 @@ mod tests {
                 W / 2.0 + pad_offset as f32 * W / (CHUNKS - 1) as f32
             );
         }
+    }
+
+    #[test]
+    fn the_scene_matches_the_world_the_lander_flies_in() {
+        let params = LanderParams {
+            pad_offset: 2,
+            ..GYM
+        };
+        let s = scene(&params);
+        let env = Lander::new(params, 1000);
+        assert_eq!((s.pad.0 + s.pad.1) / 2.0, env.pad_x);
+        assert_eq!(s.surface.len(), CHUNKS);
+        // The pad's chunks are flat at the pad's height (smoothing keeps the inner ones).
+        let on_pad: Vec<_> = s
+            .surface
+            .iter()
+            .filter(|(x, _)| *x > s.pad.0 - 1e-3 && *x < s.pad.1 + 1e-3)
+            .collect();
+        assert_eq!(on_pad.len(), 3);
+        assert!(
+            on_pad
+                .iter()
+                .all(|(_, y)| (y - s.pad.2).abs() < 1e-4 && (y - HELIPAD_Y).abs() < 0.05),
+            "{on_pad:?}"
+        );
+        let mut env = Lander::new(GYM, 1000);
+        env.reset(&mut EnvRng::seed_from_u64(0));
+        let (x, y) = body_position(&env.observation());
+        let p = env.world.bodies[env.lander].translation();
+        assert!(
+            (x - p.x).abs() < 1e-4 && (y - p.y).abs() < 1e-4,
+            "{x},{y} vs {p:?}"
+        );
     }
 
     #[test]

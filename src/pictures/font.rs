@@ -1,6 +1,6 @@
-//! The plots' font. plotters' `ttf` feature finds system fonts through font-kit, which needs
-//! fontconfig and freetype on the machine; its `ab_glyph` feature is pure Rust but has no
-//! fonts of its own. We register DejaVu Sans (Bitstream Vera licence), which the `dejavu`
+//! The font of every picture (a run's `plots/`, a report's plots). plotters' `ttf` feature
+//! finds system fonts through font-kit, which needs fontconfig and freetype on the machine; its
+//! `ab_glyph` feature is pure Rust but has no fonts of its own. We register DejaVu Sans (Bitstream Vera licence), which the `dejavu`
 //! crate ships inside its source, so PNG text renders the same everywhere and nothing is read
 //! from the system or downloaded. SVG files name the family `sans-serif`; viewers use their own.
 
