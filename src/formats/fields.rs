@@ -2,7 +2,6 @@
 //! inverse (reading a reward or a number back). Kept apart from the template so the trainer
 //! and the evaluator can format or parse one field without rendering a whole step.
 
-use super::values::StateText;
 use crate::tasks::{EnvSpec, RewardKind, StateSpace};
 
 /// A short symbol per action: the first letter of every name when those letters are all
@@ -85,28 +84,6 @@ impl RewardText {
     /// Half a unit in the last written decimal (plus float slack).
     pub fn tolerance(&self) -> f32 {
         0.5 * 10f32.powi(-(self.precision as i32)) + 1e-6
-    }
-}
-
-/// The state's values as the template's `state` list: grid coordinates for discrete states,
-/// features as `values` writes them for continuous ones. `None` for an unknown state id.
-pub fn state_values(
-    spec: &EnvSpec,
-    state: u32,
-    features: &[f32],
-    values: &StateText,
-) -> Option<Vec<String>> {
-    match &spec.state {
-        StateSpace::Discrete { coords, .. } => coords
-            .get(state as usize)
-            .map(|c| c.iter().map(|v| v.to_string()).collect()),
-        StateSpace::Continuous { .. } => Some(
-            features
-                .iter()
-                .enumerate()
-                .map(|(i, &x)| values.format(i, x))
-                .collect(),
-        ),
     }
 }
 

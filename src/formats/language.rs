@@ -21,8 +21,8 @@
 //! 0), `episode` (the history's episode index).
 
 use super::config::LanguageFormatConfig;
-use super::fields::{action_symbols, state_names, state_values, RewardText};
-use super::values::StateText;
+use super::fields::{action_symbols, state_names, RewardText};
+use super::values::{state_values, StateText};
 use crate::tasks::{EnvSpec, LearningHistory, RewardKind, StateSpace};
 use anyhow::{anyhow, bail, Result};
 use minijinja::{Environment, UndefinedBehavior, Value};

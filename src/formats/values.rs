@@ -142,6 +142,28 @@ impl StateText {
     }
 }
 
+/// The state's values as the template's `state` list: grid coordinates for discrete states,
+/// features as `values` writes them for continuous ones. `None` for an unknown state id.
+pub fn state_values(
+    spec: &EnvSpec,
+    state: u32,
+    features: &[f32],
+    values: &StateText,
+) -> Option<Vec<String>> {
+    match &spec.state {
+        StateSpace::Discrete { coords, .. } => coords
+            .get(state as usize)
+            .map(|c| c.iter().map(|v| v.to_string()).collect()),
+        StateSpace::Continuous { .. } => Some(
+            features
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| values.format(i, x))
+                .collect(),
+        ),
+    }
+}
+
 fn kind_name(values: &ValueText) -> &'static str {
     match values {
         ValueText::Decimal => "decimal",
