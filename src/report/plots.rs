@@ -7,8 +7,9 @@
 use super::collect::RunRecord;
 use super::labels::{group_label, group_title};
 use super::table::GroupTable;
-use crate::pictures::font::{ensure_registered, FAMILY};
-use anyhow::{anyhow, Context, Result};
+use crate::pictures::font::FAMILY;
+use crate::pictures::render::Picture;
+use anyhow::{anyhow, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -419,48 +420,27 @@ where
             ))
             .map_err(err)?;
     }
-    root.present().map_err(err)?;
     Ok(())
 }
 
-/// The chart as SVG text.
-pub fn render_svg(chart: &Chart) -> Result<String> {
-    ensure_registered();
-    let mut svg = String::new();
-    let (_, size) = legend_layout(chart);
-    draw(
-        SVGBackend::with_string(&mut svg, size).into_drawing_area(),
-        chart,
-    )?;
-    Ok(svg)
-}
+/// A chart is drawn at its size with the legend beside or below it; `pictures::render`
+/// writes it as SVG and PNG.
+impl Picture for Chart {
+    fn size(&self) -> (u32, u32) {
+        legend_layout(self).1
+    }
 
-/// The chart as PNG bytes.
-pub fn render_png(chart: &Chart) -> Result<Vec<u8>> {
-    ensure_registered();
-    let (_, (w, h)) = legend_layout(chart);
-    let mut rgb = vec![0u8; (w * h * 3) as usize];
-    draw(
-        BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area(),
-        chart,
-    )?;
-    let mut png_bytes = Vec::new();
-    let mut enc = png::Encoder::new(&mut png_bytes, w, h);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc.write_header().context("encoding a PNG")?;
-    writer.write_image_data(&rgb).context("encoding a PNG")?;
-    writer.finish().context("encoding a PNG")?;
-    Ok(png_bytes)
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        draw(root.clone(), self)
+    }
 }
 
 /// Writes `<dir>/<stem>.svg` and `<dir>/<stem>.png`; returns their paths.
 pub fn write_chart(dir: &Path, stem: &str, chart: &Chart) -> Result<Vec<PathBuf>> {
-    let svg = dir.join(format!("{stem}.svg"));
-    crate::fsutil::write_atomic(&svg, render_svg(chart)?.as_bytes())?;
-    let png = dir.join(format!("{stem}.png"));
-    crate::fsutil::write_atomic(&png, &render_png(chart)?)?;
-    Ok(vec![svg, png])
+    crate::pictures::render::write(dir, stem, chart)
 }
 
 /// Every plot the runs have data for, into `dir`: `train_loss`, `val_loss`, `val_action_acc`,

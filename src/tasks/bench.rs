@@ -27,13 +27,25 @@ pub fn measure(case: &str, cfg: &TaskConfig, min_seconds: f64) -> Result<Through
         keep_every: 1,
         max_steps: None,
     };
+    let mut history = 0;
+    timed(case, min_seconds, || {
+        let h = run_source_with(cfg, &suite, 0, history, length)?;
+        history += 1;
+        Ok(h.len() as u64)
+    })
+}
+
+/// Calls `work` (which returns the environment steps it took) until `min_seconds` have
+/// passed.
+fn timed(
+    case: &str,
+    min_seconds: f64,
+    mut work: impl FnMut() -> Result<u64>,
+) -> Result<Throughput> {
     let start = Instant::now();
     let mut steps = 0u64;
-    let mut history = 0;
     loop {
-        let h = run_source_with(cfg, &suite, 0, history, length)?;
-        steps += h.len() as u64;
-        history += 1;
+        steps += work()?;
         let seconds = start.elapsed().as_secs_f64();
         if seconds >= min_seconds {
             return Ok(Throughput {
@@ -57,26 +69,15 @@ pub fn measure_env(case: &str, cfg: &TaskConfig, min_seconds: f64) -> Result<Thr
     let mut rng = crate::seed::rng(0, "bench-env", &[]);
     let n = env.n_actions();
     env.reset(&mut rng);
-    let start = Instant::now();
-    let mut steps = 0u64;
-    loop {
+    timed(case, min_seconds, || {
         for _ in 0..1000 {
             let a = rng.random_range(0..n);
             if env.step(a, &mut rng).done() {
                 env.reset(&mut rng);
             }
         }
-        steps += 1000;
-        let seconds = start.elapsed().as_secs_f64();
-        if seconds >= min_seconds {
-            return Ok(Throughput {
-                case: case.to_string(),
-                steps,
-                seconds,
-                steps_per_sec: steps as f64 / seconds,
-            });
-        }
-    }
+        Ok(1000)
+    })
 }
 
 /// The standard cases: every RL `conf/task/*.yaml` with its configured source, plus the other

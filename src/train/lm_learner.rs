@@ -217,7 +217,7 @@ impl LmLearner {
     /// for continuous states the state it writes where the step begins (the successor of the
     /// step before). The model writes greedily from the logged history up to that point, a
     /// few tokens more than the logged text has; what it wrote is read back with the format's
-    /// parser (the shortest start of it that reads as a state, or a number). Reading
+    /// parser (the longest start of it that reads as a state, or a number). Reading
     /// per-token teacher-forced guesses instead would splice digits the model never wrote
     /// together.
     pub fn held_out_predictions(
