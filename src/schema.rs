@@ -227,6 +227,14 @@ fn validate(c: &AdlabConfig, tree: &Node) -> Result<(), ConfigError> {
         _ => {}
     }
     c.task.validate().map_err(|e| constraint(e, tree))?;
+    if let Some(sp) = c
+        .eval
+        .as_ref()
+        .and_then(|e| e.rlhf.as_ref())
+        .and_then(|r| r.self_play.as_ref())
+    {
+        sp.validate().map_err(|e| constraint(e, tree))?;
+    }
     // A template or value setting that cannot render this task's steps fails here, before
     // any data is generated.
     if let (FormatConfig::Language(f), Ok(rl)) = (&c.format, c.task.rl()) {

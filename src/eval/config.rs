@@ -1,6 +1,8 @@
 //! The `eval` section: how many tasks and episodes the in-context evaluation plays, and the
 //! RLHF evaluation points.
 
+use crate::tasks::config::check;
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 /// The `eval` section (absent, `~eval`, means no evaluation).
@@ -37,7 +39,7 @@ pub struct EvalConfig {
     pub trace_episodes: usize,
     /// In-context RLHF (tasks of RLHF histories): evaluation points and prompts.
     #[serde(default)]
-    pub rlhf: Option<super::rlhf_eval::RlhfEvalConfig>,
+    pub rlhf: Option<RlhfEvalConfig>,
 }
 
 fn default_k() -> usize {
@@ -54,4 +56,65 @@ fn default_trace_episodes() -> usize {
 
 fn default_context_kept() -> f64 {
     0.5
+}
+
+/// `eval.rlhf`: the in-context RLHF protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RlhfEvalConfig {
+    /// Epochs of the held-out run's history in the context, one evaluation point each.
+    pub context_epochs: Vec<usize>,
+    /// Completions written (and scored) per point.
+    pub prompts: usize,
+    pub max_new_tokens: usize,
+    /// AD's protocol: the model improves on its own history (see
+    /// [`super::rlhf_self_play`]); `null` skips it.
+    #[serde(default)]
+    pub self_play: Option<SelfPlayConfig>,
+}
+
+impl Default for RlhfEvalConfig {
+    fn default() -> Self {
+        Self {
+            context_epochs: vec![0, 1, 2, 4, 8, 16],
+            prompts: 16,
+            max_new_tokens: 16,
+            self_play: None,
+        }
+    }
+}
+
+/// `eval.rlhf.self_play`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelfPlayConfig {
+    /// Iterations of write → score → append.
+    pub iterations: usize,
+    /// Completions per iteration (written from the same context, like a PPO batch).
+    pub prompts_per_iteration: usize,
+    /// Independent self-play runs per reward function (each its own prompts and samples).
+    #[serde(default = "one")]
+    pub repeats: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl SelfPlayConfig {
+    pub fn validate(&self) -> Result<()> {
+        for (key, v) in [
+            ("iterations", self.iterations),
+            ("prompts_per_iteration", self.prompts_per_iteration),
+            ("repeats", self.repeats),
+        ] {
+            check(
+                v >= 1,
+                &format!("eval.rlhf.self_play.{key}"),
+                v,
+                "at least 1",
+            )?;
+        }
+        Ok(())
+    }
 }

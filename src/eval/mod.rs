@@ -12,7 +12,8 @@
 //! * [`baselines`]: source, random and optimal on the same tasks and environment streams;
 //! * [`results`]: `eval.csv`; [`summary`]: `summary.json` and the printed table;
 //! * [`evaluate`]: the protocol on a suite's tasks of both splits, with the baselines;
-//! * [`reward_prediction`], [`rlhf_eval`]: what an RLHF run is scored by;
+//! * [`reward_prediction`], [`rlhf_eval`], [`rlhf_self_play`]: what an RLHF run is scored
+//!   by (reading a source's history; improving on its own);
 //! * [`config`]: the `eval` section.
 //!
 //! Loading a run directory (checkpoint, data, held-out runs) and writing its files is the
@@ -30,6 +31,7 @@ pub mod results;
 pub mod reward_prediction;
 pub mod rl_policy;
 pub mod rlhf_eval;
+pub mod rlhf_self_play;
 pub mod rollout;
 pub mod sampler;
 pub mod state_prediction;

@@ -1,7 +1,10 @@
 //! `eval.csv`: one row per (task, split, episode, policy) with the episode's return and length,
 //! columns exactly `task,split,episode,return,steps,policy`. `policy` is `model`, `source`,
-//! `random` or `optimal`; `steps` is empty for `optimal` (a reference value, not an episode
-//! that was played). Written atomically, in one piece.
+//! `random` or `optimal` for RL tasks, and for in-context RLHF also `model_reset` (the model
+//! with its context emptied every iteration) and `marginal` (completions drawn from the
+//! training data); `steps` is empty for reference values (`optimal`, `marginal`), which no
+//! policy played. `task` is a task index, or a reward function's name for RLHF self-play.
+//! Written atomically, in one piece.
 
 use super::rollout::Episode;
 use crate::tasks::Split;
@@ -16,13 +19,26 @@ pub const HEADER: &str = "task,split,episode,return,steps,policy";
 #[serde(rename_all = "snake_case")]
 pub enum PolicyKind {
     Model,
+    /// The model with its context reset every iteration: it cannot learn in context.
+    ModelReset,
     Source,
     Random,
     Optimal,
+    /// The reward of completions drawn from the training histories.
+    Marginal,
 }
 
 impl PolicyKind {
-    pub const ALL: [PolicyKind; 4] = [
+    pub const ALL: [PolicyKind; 6] = [
+        PolicyKind::Model,
+        PolicyKind::ModelReset,
+        PolicyKind::Source,
+        PolicyKind::Random,
+        PolicyKind::Optimal,
+        PolicyKind::Marginal,
+    ];
+    /// The policies an RL evaluation plays.
+    pub const RL: [PolicyKind; 4] = [
         PolicyKind::Model,
         PolicyKind::Source,
         PolicyKind::Random,
@@ -32,9 +48,35 @@ impl PolicyKind {
     pub fn as_str(self) -> &'static str {
         match self {
             PolicyKind::Model => "model",
+            PolicyKind::ModelReset => "model_reset",
             PolicyKind::Source => "source",
             PolicyKind::Random => "random",
             PolicyKind::Optimal => "optimal",
+            PolicyKind::Marginal => "marginal",
+        }
+    }
+}
+
+/// The `task` column: an RL task's index, or a named task such as a reward function. Indices
+/// order numerically and come before names; a name that reads as a number is an index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TaskId {
+    Index(usize),
+    Name(String),
+}
+
+impl From<usize> for TaskId {
+    fn from(i: usize) -> Self {
+        TaskId::Index(i)
+    }
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TaskId::Index(i) => write!(f, "{i}"),
+            TaskId::Name(n) => f.write_str(n),
         }
     }
 }
@@ -42,7 +84,7 @@ impl PolicyKind {
 /// One row of `eval.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalRow {
-    pub task: usize,
+    pub task: TaskId,
     pub split: Split,
     pub episode: usize,
     #[serde(rename = "return")]
@@ -56,7 +98,7 @@ impl EvalRow {
         episodes
             .iter()
             .map(|e| EvalRow {
-                task: e.task,
+                task: e.task.into(),
                 split,
                 episode: e.episode,
                 ret: e.ret,
@@ -101,7 +143,7 @@ mod tests {
     fn csv_has_the_contract_header_and_round_trips() {
         let rows = vec![
             EvalRow {
-                task: 3,
+                task: 3.into(),
                 split: Split::Test,
                 episode: 0,
                 ret: 1.5,
@@ -109,18 +151,27 @@ mod tests {
                 policy: PolicyKind::Model,
             },
             EvalRow {
-                task: 3,
+                task: 3.into(),
                 split: Split::Test,
                 episode: 0,
                 ret: 2.0,
                 steps: None,
                 policy: PolicyKind::Optimal,
             },
+            EvalRow {
+                task: TaskId::Name("topic_water".into()),
+                split: Split::Test,
+                episode: 1,
+                ret: 0.5,
+                steps: Some(4),
+                policy: PolicyKind::ModelReset,
+            },
         ];
         let text = String::from_utf8(to_csv(&rows).unwrap()).unwrap();
         assert_eq!(
             text,
-            "task,split,episode,return,steps,policy\n3,test,0,1.5,20,model\n3,test,0,2.0,,optimal\n"
+            "task,split,episode,return,steps,policy\n3,test,0,1.5,20,model\n3,test,0,2.0,,optimal\n\
+             topic_water,test,1,0.5,4,model_reset\n"
         );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("eval.csv");

@@ -18,28 +18,8 @@ use crate::rlhf::source::RewardModel;
 use crate::rlhf::RlhfRun;
 use crate::tokenizer::TextTokenizer;
 use anyhow::{bail, Result};
-use serde::{Deserialize, Serialize};
 
-/// `eval.rlhf`: the in-context RLHF protocol.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RlhfEvalConfig {
-    /// Epochs of the held-out run's history in the context, one evaluation point each.
-    pub context_epochs: Vec<usize>,
-    /// Completions written (and scored) per point.
-    pub prompts: usize,
-    pub max_new_tokens: usize,
-}
-
-impl Default for RlhfEvalConfig {
-    fn default() -> Self {
-        Self {
-            context_epochs: vec![0, 1, 2, 4, 8, 16],
-            prompts: 16,
-            max_new_tokens: 16,
-        }
-    }
-}
+pub use super::config::RlhfEvalConfig;
 
 /// One evaluation point of one run.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,6 +105,21 @@ impl InContextWriter<'_> {
         steps: &[(StepText, u32, f32)],
         prompts: &[String],
     ) -> Result<(LmDecoder, usize)> {
+        let rollouts = steps
+            .iter()
+            .map(|(step, _, _)| Ok(StepTokens::from_step(step, self.tokenizer)?.tokens))
+            .collect::<Result<Vec<_>>>()?;
+        self.context_of(&rollouts, prompts)
+    }
+
+    /// A decoder that has read end-of-text and the most recent whole rollouts (already
+    /// tokenised, as training tokenises them) that leave room for the longest of `prompts`
+    /// and the completion; returns it and how many rollouts it read.
+    pub fn context_of(
+        &self,
+        rollouts: &[Vec<u32>],
+        prompts: &[String],
+    ) -> Result<(LmDecoder, usize)> {
         let ctx = self.model.cfg.context_tokens;
         let longest_prompt = prompts
             .iter()
@@ -144,10 +139,9 @@ impl InContextWriter<'_> {
                 self.config.max_new_tokens
             );
         }
-        let mut kept: Vec<Vec<u32>> = Vec::new();
+        let mut kept: Vec<&[u32]> = Vec::new();
         let mut used = 0;
-        for (step, _, _) in steps.iter().rev() {
-            let tokens = StepTokens::from_step(step, self.tokenizer)?.tokens;
+        for tokens in rollouts.iter().rev() {
             if used + tokens.len() + reserve > ctx {
                 break;
             }
@@ -156,14 +150,14 @@ impl InContextWriter<'_> {
         }
         kept.reverse();
         let mut ids = vec![self.tokenizer.end_of_text_id()];
-        ids.extend(kept.iter().flatten());
+        ids.extend(kept.iter().flat_map(|t| t.iter()));
         let mut decoder = LmDecoder::new(self.model, 1);
         decoder.feed(self.model, &[ids])?;
         Ok((decoder, kept.len()))
     }
 
     /// The completion the model writes for `prompt` after `context`.
-    fn complete(
+    pub fn complete(
         &self,
         context: &LmDecoder,
         prompt: &str,

@@ -38,7 +38,7 @@
 //! task remains (or the random baseline is missing).
 
 use super::policy::DecodingStats;
-use super::results::{EvalRow, PolicyKind};
+use super::results::{EvalRow, PolicyKind, TaskId};
 use super::reward_prediction::RewardPrediction;
 use super::state_prediction::StatePrediction;
 use crate::tasks::Split;
@@ -93,7 +93,7 @@ impl Summary {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SplitSummary {
-    pub tasks: Vec<usize>,
+    pub tasks: Vec<TaskId>,
     /// By policy name: `model`, `source`, `random`, `optimal` (those present).
     pub policies: IndexMap<String, PolicySummary>,
     /// For a model that writes text (causal_lm): how often its unconstrained output would
@@ -131,7 +131,7 @@ pub struct PolicySummary {
 /// One task's figures under one policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskFigures {
-    pub task: usize,
+    pub task: TaskId,
     pub first_k_return: f64,
     pub last_k_return: f64,
     pub optimal: Option<f64>,
@@ -163,14 +163,14 @@ pub fn summarise(rows: &[EvalRow], k: usize, temperature: f64) -> Summary {
         if in_split.is_empty() {
             continue;
         }
-        let mut tasks: Vec<usize> = in_split.iter().map(|r| r.task).collect();
+        let mut tasks: Vec<TaskId> = in_split.iter().map(|r| r.task.clone()).collect();
         tasks.sort_unstable();
         tasks.dedup();
         // Per task: mean random return and optimal return.
-        let per_task = |p: PolicyKind| -> BTreeMap<usize, f64> {
-            let mut acc: BTreeMap<usize, (f64, usize)> = BTreeMap::new();
+        let per_task = |p: PolicyKind| -> BTreeMap<TaskId, f64> {
+            let mut acc: BTreeMap<TaskId, (f64, usize)> = BTreeMap::new();
             for r in in_split.iter().filter(|r| r.policy == p) {
-                let e = acc.entry(r.task).or_default();
+                let e = acc.entry(r.task.clone()).or_default();
                 e.0 += f64::from(r.ret);
                 e.1 += 1;
             }
@@ -180,8 +180,8 @@ pub fn summarise(rows: &[EvalRow], k: usize, temperature: f64) -> Summary {
         };
         let random = per_task(PolicyKind::Random);
         let optimal = per_task(PolicyKind::Optimal);
-        let normalise = |task: usize, ret: f64| -> Option<f64> {
-            let (lo, hi) = (random.get(&task)?, optimal.get(&task)?);
+        let normalise = |task: &TaskId, ret: f64| -> Option<f64> {
+            let (lo, hi) = (random.get(task)?, optimal.get(task)?);
             (hi - lo >= MIN_GAP).then(|| (ret - lo) / (hi - lo))
         };
         let mut policies = IndexMap::new();
@@ -208,7 +208,7 @@ pub fn summarise(rows: &[EvalRow], k: usize, temperature: f64) -> Summary {
                         prows
                             .iter()
                             .filter(|r| r.episode == e)
-                            .filter_map(|r| normalise(r.task, f64::from(r.ret))),
+                            .filter_map(|r| normalise(&r.task, f64::from(r.ret))),
                     )
                 })
                 .collect();
@@ -229,9 +229,9 @@ pub fn summarise(rows: &[EvalRow], k: usize, temperature: f64) -> Summary {
                 |rs: &[&&&EvalRow]| mean(rs.iter().map(|r| f64::from(r.ret))).unwrap_or(0.0);
             // A score is the mean over tasks of the task's mean normalised return.
             let score_of = |rs: &[&&&EvalRow]| -> Option<f64> {
-                let mut by_task: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+                let mut by_task: BTreeMap<&TaskId, Vec<f64>> = BTreeMap::new();
                 for r in rs {
-                    by_task.entry(r.task).or_default().push(f64::from(r.ret));
+                    by_task.entry(&r.task).or_default().push(f64::from(r.ret));
                 }
                 mean(
                     by_task
@@ -301,16 +301,16 @@ pub fn summarise(rows: &[EvalRow], k: usize, temperature: f64) -> Summary {
 /// half the optimum, from one policy's rows.
 fn task_figures(
     rows: &[&&EvalRow],
-    tasks: &[usize],
+    tasks: &[TaskId],
     k: usize,
-    optimal: &BTreeMap<usize, f64>,
+    optimal: &BTreeMap<TaskId, f64>,
 ) -> Vec<TaskFigures> {
     let k = k.max(1);
     tasks
         .iter()
-        .filter_map(|&task| {
+        .filter_map(|task| {
             let mut by_episode: BTreeMap<usize, f32> = BTreeMap::new();
-            for r in rows.iter().filter(|r| r.task == task) {
+            for r in rows.iter().filter(|r| &r.task == task) {
                 by_episode.insert(r.episode, r.ret);
             }
             let curve: Vec<f64> = by_episode.values().map(|&v| f64::from(v)).collect();
@@ -318,13 +318,13 @@ fn task_figures(
                 return None;
             }
             let kk = k.min(curve.len());
-            let opt = optimal.get(&task).copied();
+            let opt = optimal.get(task).copied();
             let episodes_to_half_optimal = opt.and_then(|o| {
                 (0..=curve.len() - kk)
                     .find(|&e| mean(curve[e..e + kk].iter().copied()).unwrap_or(0.0) >= 0.5 * o)
             });
             Some(TaskFigures {
-                task,
+                task: task.clone(),
                 first_k_return: mean(curve[..kk].iter().copied()).unwrap_or(0.0),
                 last_k_return: mean(curve[curve.len() - kk..].iter().copied()).unwrap_or(0.0),
                 optimal: opt,
@@ -375,6 +375,23 @@ pub struct RlhfSummary {
     /// Why the in-context curve is missing, when it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_context_skipped: Option<String>,
+    /// Self-play on reward functions (then `eval.csv` holds it, and the curve of reading a
+    /// source's history is `read_curve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_play: Option<super::rlhf_self_play::SelfPlaySummary>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_curve: Vec<ReadPoint>,
+}
+
+/// One point of the curve of writing after a source run's first `epochs` epochs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadPoint {
+    pub run: String,
+    pub split: String,
+    pub reward: Option<String>,
+    pub epochs: usize,
+    pub model: f64,
+    pub source: Option<f64>,
 }
 
 #[cfg(test)]
@@ -383,7 +400,7 @@ mod tests {
 
     fn row(task: usize, episode: usize, ret: f32, policy: PolicyKind) -> EvalRow {
         EvalRow {
-            task,
+            task: task.into(),
             split: Split::Test,
             episode,
             ret,
@@ -424,7 +441,7 @@ mod tests {
         let s = summarise(&rows, 1, 0.0);
         assert_eq!((s.episodes, s.k), (2, 1));
         let test = &s.splits["test"];
-        assert_eq!(test.tasks, vec![0, 1, 2]);
+        assert_eq!(test.tasks, vec![0.into(), 1.into(), 2.into()]);
         let m = &test.policies["model"];
         assert!((m.first_k_return - 10.0 / 3.0).abs() < 1e-9);
         assert!((m.last_k_return - 14.0 / 3.0).abs() < 1e-9);
@@ -445,13 +462,20 @@ mod tests {
         // Per task: task 0 ends at 10 ≥ ½·10, task 1 at 3 ≥ ½·4, task 2 at 1 < ½·5.
         assert_eq!(m.tasks_above_half_optimal, Some(2));
         assert!((m.fraction_above_half_optimal.unwrap() - 2.0 / 3.0).abs() < 1e-9);
-        let per: Vec<(usize, Option<usize>)> = m
+        let per: Vec<(TaskId, Option<usize>)> = m
             .per_task
             .iter()
-            .map(|t| (t.task, t.episodes_to_half_optimal))
+            .map(|t| (t.task.clone(), t.episodes_to_half_optimal))
             .collect();
         // Task 2 reaches 7 ≥ 2.5 at episode 0.
-        assert_eq!(per, vec![(0, Some(1)), (1, Some(1)), (2, Some(0))]);
+        assert_eq!(
+            per,
+            vec![
+                (0.into(), Some(1)),
+                (1.into(), Some(1)),
+                (2.into(), Some(0))
+            ]
+        );
         assert_eq!(m.tasks_reaching_half_optimal, Some(3));
         assert!((m.mean_episodes_to_half_optimal.unwrap() - 2.0 / 3.0).abs() < 1e-9);
     }

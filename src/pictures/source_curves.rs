@@ -25,7 +25,93 @@ pub struct Curve {
 pub struct SourceCurves {
     pub title: String,
     pub subtitle: String,
+    pub x_label: String,
+    pub y_label: String,
     pub curves: Vec<Curve>,
+}
+
+/// The height of one legend row.
+const LEGEND_ROW: u32 = 26;
+
+/// Distinct colours for many curves (one per reward function).
+const PALETTE: [RGBColor; 12] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(57, 59, 121),
+    RGBColor(99, 121, 57),
+    RGBColor(140, 109, 49),
+];
+
+/// PPO's learning curve on each reward function of an RLHF task: the mean score per epoch
+/// (± s.e. across that reward's runs); held-out rewards in red shades, dashed in the legend
+/// text. `None` without scores.
+pub fn rlhf_chart(
+    task: &str,
+    runs: &[crate::rlhf::RlhfRun],
+    names: &[Option<String>],
+    splits: &[Split],
+) -> Option<SourceCurves> {
+    let mut by_reward: std::collections::BTreeMap<(bool, String), Vec<Vec<f32>>> =
+        std::collections::BTreeMap::new();
+    for ((run, name), split) in runs.iter().zip(names).zip(splits) {
+        let curve: Vec<f32> = run.score_curve().into_iter().map_while(|s| s).collect();
+        if curve.is_empty() {
+            continue;
+        }
+        let name = name.clone().unwrap_or_else(|| "reward".into());
+        by_reward
+            .entry((*split == Split::Test, name))
+            .or_default()
+            .push(curve);
+    }
+    if by_reward.is_empty() {
+        return None;
+    }
+    let held_out_colors = [
+        RGBColor(214, 39, 40),
+        RGBColor(255, 90, 90),
+        RGBColor(150, 0, 0),
+    ];
+    let (mut train_i, mut test_i) = (0, 0);
+    let curves = by_reward
+        .into_iter()
+        .map(|((held_out, name), curves)| {
+            let color = if held_out {
+                test_i += 1;
+                held_out_colors[(test_i - 1) % held_out_colors.len()]
+            } else {
+                train_i += 1;
+                PALETTE[(train_i - 1) % PALETTE.len()]
+            };
+            let returns: Vec<&[f32]> = curves.iter().map(Vec::as_slice).collect();
+            Curve {
+                label: format!(
+                    "{name}{} ({} runs)",
+                    if held_out { ", held out" } else { "" },
+                    curves.len()
+                ),
+                color,
+                points: mean_se(&returns, 1),
+                optimum: None,
+            }
+        })
+        .collect();
+    Some(SourceCurves {
+        title: format!("what the model distils: PPO learning each reward of {task}"),
+        subtitle: "mean reward-model score of each epoch's rollouts; band ± 1 s.e. across the \
+                   reward's runs"
+            .into(),
+        x_label: "PPO epoch".into(),
+        y_label: "mean score".into(),
+        curves,
+    })
 }
 
 const SIZE: (u32, u32) = (1100, 600);
@@ -114,6 +200,8 @@ pub fn chart(suite: &TaskSuite, histories: &[LearningHistory]) -> Option<SourceC
     }
     let cfg = suite.config();
     Some(SourceCurves {
+        x_label: "episode of the source's learning history".into(),
+        y_label: "return".into(),
         title: format!(
             "what the model distils: {} learning {}",
             cfg.source.algo_name(),
@@ -157,7 +245,16 @@ impl Picture for SourceCurves {
             &text(15.0, RGBColor(80, 80, 80), (HPos::Center, VPos::Center)),
         )?;
         let (_, body) = root.split_vertically(64);
-        let (plot, legend) = body.split_vertically(SIZE.1 - 64 - 70);
+        let entries =
+            self.curves.len() + self.curves.iter().filter(|c| c.optimum.is_some()).count();
+        // Three entries a row when the labels are short (one curve per reward), else two.
+        let columns = if self.curves.iter().all(|c| c.label.len() <= 36) {
+            3
+        } else {
+            2
+        };
+        let legend_h = 18 + LEGEND_ROW * entries.div_ceil(columns) as u32;
+        let (plot, legend) = body.split_vertically(SIZE.1 - 64 - legend_h);
         let xs = self
             .curves
             .iter()
@@ -180,8 +277,8 @@ impl Picture for SourceCurves {
             .map_err(de)?;
         chart
             .configure_mesh()
-            .x_desc("episode of the source's learning history")
-            .y_desc("return")
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| super::visitation::short(*y))
             .label_style((super::font::FAMILY, 15))
@@ -222,22 +319,33 @@ impl Picture for SourceCurves {
                 ))
                 .map_err(de)?;
         }
-        // Legend below the plot: a line per curve, a dashed one per optimum.
+        // Legend below the plot, in rows: a line per curve, a dashed one per optimum.
         let style = text(15.0, black, (HPos::Left, VPos::Center));
-        let mut x = 100;
+        let column = (SIZE.0 as i32 - 80) / columns as i32;
+        let mut slot = 0usize;
+        let mut place = || {
+            let (row, col) = (slot / columns, slot % columns);
+            slot += 1;
+            (
+                60 + col as i32 * column,
+                20 + row as i32 * LEGEND_ROW as i32,
+            )
+        };
         for c in &self.curves {
+            let (x, y) = place();
             legend
                 .draw(&PathElement::new(
-                    vec![(x, 20), (x + 30, 20)],
+                    vec![(x, y), (x + 30, y)],
                     c.color.stroke_width(2),
                 ))
                 .map_err(de)?;
-            label(&legend, &c.label, (x + 38, 20), &style)?;
+            label(&legend, &c.label, (x + 38, y), &style)?;
             if let Some(o) = c.optimum {
+                let (x, y) = place();
                 for k in 0..3 {
                     legend
                         .draw(&PathElement::new(
-                            vec![(x + k * 11, 46), (x + k * 11 + 7, 46)],
+                            vec![(x + k * 11, y), (x + k * 11 + 7, y)],
                             c.color.stroke_width(1),
                         ))
                         .map_err(de)?;
@@ -246,11 +354,10 @@ impl Picture for SourceCurves {
                 label(
                     &legend,
                     &format!("optimum, {what} (mean {})", super::visitation::short(o)),
-                    (x + 38, 46),
+                    (x + 38, y),
                     &style,
                 )?;
             }
-            x += 480;
         }
         Ok(())
     }

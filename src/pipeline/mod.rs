@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod job;
 pub mod resume;
 pub mod rlhf_run;
+pub mod rlhf_self_play;
 
 use crate::formats::config::FormatConfig;
 use crate::models::ModelConfig;
@@ -124,8 +125,9 @@ fn run_rlhf(
     crate::interrupt::check()?;
     check_size(cfg, device)?;
     if let (ModelConfig::RlHeads(m), FormatConfig::Rl(f)) = (&cfg.model, &cfg.format) {
+        let (runs, splits) = data.histories();
         let (spec, histories) =
-            crate::rlhf::token_steps::token_histories(&data.runs, &data.splits, f.positions)?;
+            crate::rlhf::token_steps::token_histories(&runs, &splits, f.positions)?;
         let mut learner = RlLearner::new(m, &spec, &histories, cfg.seed, device)?;
         fit(&mut learner, cfg, dir, resume || cfg.train.resume)?;
         if cfg.eval.as_ref().is_some_and(|e| e.enabled) {
@@ -145,11 +147,12 @@ fn run_rlhf(
             cfg.format.kind()
         );
     };
+    let (histories, splits) = data.histories();
     let mut learner = LmLearner::for_rlhf(
         m,
         f,
-        &data.runs,
-        &data.splits,
+        &histories,
+        &splits,
         &data.cache_dir,
         None,
         cfg.seed,

@@ -8,12 +8,12 @@
 use crate::eval::results::{self, EvalRow, PolicyKind};
 use crate::eval::reward_prediction::reward_prediction;
 use crate::eval::rlhf_eval::InContextWriter;
-use crate::eval::summary::{summarise, RlhfSummary, Summary};
-use crate::formats::config::FormatConfig;
+use crate::eval::summary::{summarise, ReadPoint, RlhfSummary, Summary};
+use crate::formats::config::{FormatConfig, RlhfRewardKind};
 use crate::formats::rlhf_text::RlhfTextFormat;
 use crate::models::{CausalLm, ModelConfig};
 use crate::rlhf::dataset::RlhfDataset;
-use crate::rlhf::source::{build_reward, RewardModel};
+use crate::rlhf::source::build_reward;
 use crate::runs::RunDir;
 use crate::schema::{AdlabConfig, TaskSpec};
 use crate::tasks::Split;
@@ -109,11 +109,12 @@ pub fn evaluate_rlhf_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
         .expect("weights live in a checkpoint directory");
     let device = candle_core::Device::Cpu;
     let tokenizer = crate::tokenizer::run_tokenizer(&f.tokenizer, checkpoint)?;
+    let (histories, splits) = data.histories();
     let mut learner = LmLearner::for_rlhf(
         m,
         f,
-        &data.runs,
-        &data.splits,
+        &histories,
+        &splits,
         &data.cache_dir,
         Some(tokenizer),
         cfg.seed,
@@ -142,80 +143,106 @@ pub fn evaluate_rlhf_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
         Some(r)
     };
 
-    let reward: Option<Box<dyn RewardModel + Send>> = match &cfg.task {
-        TaskSpec::SentimentRlhf(c) => Some(build_reward(&c.reward)?),
-        TaskSpec::TrlxLogs(t) => t.reward.as_ref().map(build_reward).transpose()?,
-        TaskSpec::Rl(_) => None,
-    };
+    let has_reward =
+        (0..data.runs.len()).any(|i| data.reward(data.reward_names[i].as_deref()).is_some());
     let mut rows = Vec::new();
+    let mut read_curve = Vec::new();
     let mut completions = String::new();
     let mut skipped = None;
-    match reward {
-        None => {
-            let why = "task.reward is not set: the logs' reward model is not part of them, so \
-                       completions cannot be scored (set task.reward to a lexicon or a command)";
-            tracing::warn!("in-context RLHF evaluation skipped: {why}");
-            skipped = Some(why.to_string());
-        }
-        Some(mut reward) => {
-            let writer = InContextWriter {
-                model: &learner.model,
-                tokenizer: &learner.tokenizer,
-                format: &format,
-                config: &rlhf_cfg,
-                temperature: eval.temperature,
-                seed: cfg.seed,
-            };
-            for (split, n) in [(Split::Test, eval.tasks), (Split::Train, eval.train_tasks)] {
-                for index in data.indices(split).into_iter().take(n) {
-                    crate::interrupt::check()?;
-                    let prompts = prompts_for(cfg, &data, index, rlhf_cfg.prompts);
-                    let run = &data.runs[index];
-                    if prompts.is_empty() {
-                        tracing::warn!("run `{}` has no prompts to evaluate on: skipped", run.id);
-                        continue;
-                    }
-                    let curve = writer.curve(run, index, &prompts, reward.as_mut())?;
-                    for p in &curve {
-                        let point = rlhf_cfg.context_epochs.iter().position(|&k| k == p.epochs);
-                        let row = |ret: f32, policy| EvalRow {
-                            task: index,
-                            split,
-                            episode: point.expect("points come from context_epochs"),
-                            ret,
-                            steps: Some(p.scores.len()),
-                            policy,
-                        };
-                        rows.push(row(p.mean_score(), PolicyKind::Model));
-                        if let Some(s) = p.source_score {
-                            rows.push(row(s, PolicyKind::Source));
-                        }
-                        for ((prompt, completion), score) in
-                            prompts.iter().zip(&p.completions).zip(&p.scores)
-                        {
-                            completions.push_str(&serde_json::to_string(&serde_json::json!({
-                                "run": run.id, "split": split.as_str(), "epochs_in_context": p.epochs,
-                                "rollouts_in_context": p.rollouts_in_context,
-                                "prompt": prompt, "completion": completion, "score": score,
-                            }))?);
-                            completions.push('\n');
-                        }
-                    }
-                    let fmt = |xs: Vec<String>| xs.join(" ");
-                    tracing::info!(
-                        "in-context RLHF, {} run {}: epochs in context [{}] -> model reward [{}], source [{}]",
-                        split.as_str(),
-                        run.id,
-                        fmt(curve.iter().map(|p| p.epochs.to_string()).collect()),
-                        fmt(curve.iter().map(|p| format!("{:.3}", p.mean_score())).collect()),
-                        fmt(curve
-                            .iter()
-                            .map(|p| p.source_score.map_or("-".into(), |s| format!("{s:.3}")))
-                            .collect()),
-                    );
+    let writer = InContextWriter {
+        model: &learner.model,
+        tokenizer: &learner.tokenizer,
+        format: &format,
+        config: &rlhf_cfg,
+        temperature: eval.temperature,
+        seed: cfg.seed,
+    };
+    if !has_reward {
+        let why = "task.reward is not set: the logs' reward model is not part of them, so \
+                   completions cannot be scored (set task.reward to a lexicon or a command, or \
+                   task.family)";
+        tracing::warn!("in-context RLHF evaluation skipped: {why}");
+        skipped = Some(why.to_string());
+    } else {
+        for (split, n) in [(Split::Test, eval.tasks), (Split::Train, eval.train_tasks)] {
+            for index in data.indices(split).into_iter().take(n) {
+                crate::interrupt::check()?;
+                let name = data.reward_names[index].clone();
+                let Some(reward_cfg) = data.reward(name.as_deref()) else {
+                    continue;
+                };
+                let mut reward = build_reward(reward_cfg)?;
+                let prompts = prompts_for(cfg, &data, index, rlhf_cfg.prompts);
+                let run = &data.runs[index];
+                if prompts.is_empty() {
+                    tracing::warn!("run `{}` has no prompts to evaluate on: skipped", run.id);
+                    continue;
                 }
+                let curve = writer.curve(run, index, &prompts, reward.as_mut())?;
+                for p in &curve {
+                    let point = rlhf_cfg.context_epochs.iter().position(|&k| k == p.epochs);
+                    let row = |ret: f32, policy| EvalRow {
+                        task: index.into(),
+                        split,
+                        episode: point.expect("points come from context_epochs"),
+                        ret,
+                        steps: Some(p.scores.len()),
+                        policy,
+                    };
+                    rows.push(row(p.mean_score(), PolicyKind::Model));
+                    if let Some(s) = p.source_score {
+                        rows.push(row(s, PolicyKind::Source));
+                    }
+                    read_curve.push(ReadPoint {
+                        run: run.id.clone(),
+                        split: split.as_str().to_string(),
+                        reward: name.clone(),
+                        epochs: p.epochs,
+                        model: f64::from(p.mean_score()),
+                        source: p.source_score.map(f64::from),
+                    });
+                    for ((prompt, completion), score) in
+                        prompts.iter().zip(&p.completions).zip(&p.scores)
+                    {
+                        completions.push_str(&serde_json::to_string(&serde_json::json!({
+                            "run": run.id, "split": split.as_str(), "epochs_in_context": p.epochs,
+                            "rollouts_in_context": p.rollouts_in_context,
+                            "prompt": prompt, "completion": completion, "score": score,
+                        }))?);
+                        completions.push('\n');
+                    }
+                }
+                let fmt = |xs: Vec<String>| xs.join(" ");
+                tracing::info!(
+                    "in-context RLHF, {} run {}: epochs in context [{}] -> model reward [{}], source [{}]",
+                    split.as_str(),
+                    run.id,
+                    fmt(curve.iter().map(|p| p.epochs.to_string()).collect()),
+                    fmt(curve.iter().map(|p| format!("{:.3}", p.mean_score())).collect()),
+                    fmt(curve
+                        .iter()
+                        .map(|p| p.source_score.map_or("-".into(), |s| format!("{s:.3}")))
+                        .collect()),
+                );
             }
         }
+    }
+    let mut self_play = None;
+    if let (Some(sp), true) = (&rlhf_cfg.self_play, has_reward) {
+        if format.config().reward != RlhfRewardKind::Score {
+            bail!(
+                "eval.rlhf.self_play writes the reward model's score into the model's context, \
+                 but the model was trained on `format.reward: total` (score plus KL penalties); \
+                 train with format.reward=score or set eval.rlhf.self_play=null"
+            );
+        }
+        let outcome = super::rlhf_self_play::run(cfg, eval, sp, &data, &writer)?;
+        // eval.csv holds self-play; the curve of reading a source stays in summary.json.
+        rows = outcome.rows;
+        completions.push_str(&outcome.completions);
+        self_play = Some(outcome.summary);
+    } else {
+        read_curve.clear();
     }
     results::write(&dir.eval_path(), &rows)?;
     crate::fsutil::write_atomic(
@@ -228,8 +255,28 @@ pub fn evaluate_rlhf_run(cfg: &AdlabConfig, dir: &RunDir) -> Result<Summary> {
         prompts: rlhf_cfg.prompts,
         reward_prediction,
         in_context_skipped: skipped,
+        self_play,
+        read_curve,
     });
     crate::fsutil::write_json_atomic(&dir.summary_path(), &summary)?;
     crate::tensorboard::log_in_context(&dir.path, &summary.in_context_curves());
+    let plots = dir.path.join(crate::runs::layout::PLOTS_DIR);
+    let drawn = crate::pictures::source_curves::rlhf_chart(
+        cfg.task.name(),
+        &data.runs,
+        &data.reward_names,
+        &data.splits,
+    )
+    .map(|chart| {
+        std::fs::create_dir_all(&plots)?;
+        crate::pictures::render::write(&plots, "source_curves", &chart)
+    })
+    .transpose();
+    if let Err(e) = drawn {
+        tracing::warn!(
+            "could not draw the PPO curves into {}: {e:#}",
+            plots.display()
+        );
+    }
     Ok(summary)
 }

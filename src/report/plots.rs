@@ -218,9 +218,11 @@ pub fn in_context_curve(runs: &[RunRecord], groups: &GroupTable, split: &str) ->
     let (x_min, x_max) = x_range(&series);
     let done: Vec<&RunRecord> = runs.iter().filter(|r| r.completed()).collect();
     for (policy, color) in [
+        ("model_reset", RGBColor(148, 103, 189)),
         ("source", RGBColor(120, 72, 0)),
         ("random", RGBColor(128, 128, 128)),
         ("optimal", RGBColor(0, 0, 0)),
+        ("marginal", RGBColor(23, 150, 160)),
     ] {
         let curves: Vec<_> = done.iter().map(|r| curve(r, policy)).collect();
         let mut points = aggregate(&curves);

@@ -10,6 +10,7 @@
 //! (and, for imports, of the files read); models appear only inside the built-in source.
 
 pub mod dataset;
+pub mod family;
 pub mod rollout;
 pub mod source;
 pub mod task;

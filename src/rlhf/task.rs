@@ -3,8 +3,10 @@
 //! [`crate::rlhf::source::SentimentRlhfConfig`]). Both yield source runs split into train and
 //! held-out runs.
 
+use super::family::RewardFamily;
 pub use super::rollout::RunSplitConfig;
 use super::source::config::RewardConfig;
+use crate::tasks::config::check;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -32,6 +34,21 @@ pub struct TrlxLogsTask {
     /// own reward model is not part of them); without it that evaluation is skipped.
     #[serde(default)]
     pub reward: Option<RewardConfig>,
+    /// Logs of PPO on several reward models: each run's config names its reward under
+    /// `reward_key`, `family.rewards` scores them by that name, and the runs of
+    /// `family.held_out` are the held-out split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<RewardFamily>,
+    /// The key of a run's logged config that names its reward.
+    #[serde(default = "default_reward_key")]
+    pub reward_key: String,
+    /// Rollouts of each epoch that training contexts show (`null`: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_per_epoch: Option<usize>,
+}
+
+fn default_reward_key() -> String {
+    "reward".into()
 }
 
 impl TrlxLogsTask {
@@ -39,6 +56,20 @@ impl TrlxLogsTask {
         crate::tasks::config::check_name(&self.name)?;
         if self.path.is_none() {
             bail!("`task.path` is not set: trlx_logs reads TRLx logs from it (task.path=DIR)");
+        }
+        if let Some(k) = self.keep_per_epoch {
+            check(
+                k >= 1,
+                "task.keep_per_epoch",
+                k,
+                "at least 1, or null for all",
+            )?;
+        }
+        if let Some(r) = &self.reward {
+            r.validate("task.reward", None)?;
+        }
+        if let Some(f) = &self.family {
+            f.validate("task.family", None)?;
         }
         self.split.validate()
     }

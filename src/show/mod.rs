@@ -175,26 +175,32 @@ fn rl_task(cfg: &AdlabConfig, wanted: Option<usize>) -> Result<Shown> {
 
 fn rlhf(cfg: &AdlabConfig, wanted: Option<usize>) -> Result<Shown> {
     let data = crate::pipeline::rlhf_run::rlhf_dataset(&cfg.task, &cfg.paths.data, false)?;
-    let index = pick(&data.splits, wanted, "source run")?;
-    let run = &data.runs[index];
+    // What training reads: with task.keep_per_epoch, the subsampled histories of the runs.
+    let (runs, splits) = data.histories();
+    let index = pick(&splits, wanted, "source run")?;
+    let run = &runs[index];
+    let noun = if data.keep_per_epoch.is_some() {
+        "subsampled history"
+    } else {
+        "source run"
+    };
     let mut header = vec![format!(
-        "task {}: source run {index} of {} (`{}`, {} split): {} PPO epochs, {} rollouts",
+        "task {}: {noun} {index} of {} (`{}`, {} split): {} PPO epochs, {} rollouts",
         cfg.task.name(),
-        data.runs.len(),
+        runs.len(),
         run.id,
-        data.splits[index].as_str(),
+        splits[index].as_str(),
         run.epochs.len(),
         run.n_rollouts()
     )];
     match &cfg.format {
         FormatConfig::RlhfText(f) => {
             let format = RlhfTextFormat::new(f);
-            let rendered = data
-                .runs
+            let rendered = runs
                 .iter()
                 .map(|r| format.render_run(r))
                 .collect::<Result<Vec<_>>>()?;
-            let tok = rlhf_tokenizer(f, &rendered, &data.splits, &data.cache_dir)?;
+            let tok = rlhf_tokenizer(f, &rendered, &splits, &data.cache_dir)?;
             header.push(format!(
                 "format {} (rlhf_text), {}, vocabulary {} tokens; a rollout is a step: its \
                  completion the action, its {} the reward",
@@ -217,7 +223,7 @@ fn rlhf(cfg: &AdlabConfig, wanted: Option<usize>) -> Result<Shown> {
         }
         FormatConfig::Rl(f) => {
             let (spec, histories) =
-                crate::rlhf::token_steps::token_histories(&data.runs, &data.splits, f.positions)?;
+                crate::rlhf::token_steps::token_histories(&runs, &splits, f.positions)?;
             header.push(format!(
                 "format {} (rl): {}; a step generates one response token (state = (previous \
                  token id, position), action = token id), a rollout is an episode",

@@ -4,6 +4,7 @@
 //! `deny_unknown_fields`, so a typo is an error, plus [`SentimentRlhfConfig::validate`] whose
 //! errors name the full key (`task.ppo.cliprange`).
 
+pub use crate::rlhf::family::{RewardConfig, SentimentTarget, WeightedReward};
 use crate::tasks::config::{check, check_name};
 use anyhow::{bail, Result};
 use rand::Rng;
@@ -23,11 +24,22 @@ pub struct SentimentRlhfConfig {
     pub policy: PolicyConfig,
     pub ppo: PpoConfig,
     pub gen: GenConfig,
-    pub reward: RewardConfig,
-    /// Number of source PPO runs (learning histories).
+    /// The reward of every run (or set `family` instead).
+    #[serde(default)]
+    pub reward: Option<RewardConfig>,
+    /// A family of reward functions, `runs` PPO runs on each; the runs of its held-out
+    /// rewards are the held-out split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<crate::rlhf::family::RewardFamily>,
+    /// Source PPO runs (learning histories), per reward function of a family.
     pub runs: usize,
-    /// Which runs are held out for evaluation.
+    /// Which runs are held out for evaluation (with a `family`, the held-out rewards' runs
+    /// are; this fraction is then not used).
     pub split: crate::rlhf::rollout::RunSplitConfig,
+    /// Rollouts of each epoch that training contexts show (`null`: all): a few per epoch let
+    /// one context span most of a PPO run (AD's subsampling of learning histories).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_per_epoch: Option<usize>,
     /// Per-run random search over PPO hyperparameters: `key: {uniform|log_uniform: [lo, hi]}`
     /// or `key: {choice: [...]}`; keys are names of `ppo` fields (see [`SEARCHABLE`]).
     #[serde(default)]
@@ -97,24 +109,6 @@ pub struct GenConfig {
     /// Nucleus sampling mass; 1 keeps all.
     pub top_p: f64,
     pub temperature: f64,
-}
-
-/// Which sentiment the lexicon rewards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SentimentTarget {
-    Positive,
-    Negative,
-}
-
-/// The reward model, tagged by `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum RewardConfig {
-    /// Mean valence of the completion's lexicon words (sign flipped for `negative`).
-    Lexicon { target: SentimentTarget },
-    /// An external scorer: `[program, args...]`, JSON lines in, one float per line out.
-    Command { command: Vec<String> },
 }
 
 /// A search range for one PPO hyperparameter: exactly one of `uniform: [lo, hi]`,
@@ -388,15 +382,59 @@ impl SentimentRlhfConfig {
             g.temperature,
             "a positive number",
         )?;
-        if let RewardConfig::Command { command } = &self.reward {
+        if let Some(k) = self.keep_per_epoch {
             check(
-                command.first().is_some_and(|p| !p.is_empty()),
-                "task.reward.command",
-                format!("{command:?}"),
-                "[program, args...] with a non-empty program",
+                k >= 1,
+                "task.keep_per_epoch",
+                k,
+                "at least 1, or null for all",
             )?;
         }
+        let vocabulary = super::story::Grammar::new().vocabulary();
+        match (&self.reward, &self.family) {
+            (Some(r), None) => r.validate("task.reward", Some(&vocabulary))?,
+            (None, Some(f)) => f.validate("task.family", Some(&vocabulary))?,
+            (Some(_), Some(_)) => bail!(
+                "both `task.reward` and `task.family` are set: set `task.reward=null` to train \
+                 on a family of rewards, or drop `task.family`"
+            ),
+            (None, None) => bail!(
+                "neither `task.reward` nor `task.family` is set: PPO needs a reward to optimise"
+            ),
+        }
         self.validate_search()
+    }
+
+    /// The reward functions by name: the family's, or the single reward named by its
+    /// description.
+    pub fn rewards(&self) -> Vec<(String, RewardConfig)> {
+        match (&self.family, &self.reward) {
+            (Some(f), _) => f
+                .rewards
+                .iter()
+                .map(|(n, r)| (n.clone(), r.clone()))
+                .collect(),
+            (None, Some(r)) => vec![(r.describe(), r.clone())],
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// Source runs in all: `runs` per reward function.
+    pub fn n_runs(&self) -> usize {
+        self.runs * self.rewards().len().max(1)
+    }
+
+    /// The reward (name and model) of run `run`: runs `[i·runs, (i+1)·runs)` optimise the
+    /// i-th reward.
+    pub fn reward_of_run(&self, run: usize) -> Result<(String, RewardConfig)> {
+        let rewards = self.rewards();
+        match rewards.get(run / self.runs.max(1)) {
+            Some(r) => Ok(r.clone()),
+            None => bail!(
+                "run {run} is beyond the {} runs of the config",
+                self.n_runs()
+            ),
+        }
     }
 
     fn validate_search(&self) -> Result<()> {
@@ -479,7 +517,7 @@ mod tests {
         assert!(with(|c| c.policy.context = 4).contains("task.policy.context"));
         assert!(with(|c| c.policy.n_heads = 3).contains("task.policy.n_heads"));
         let err = with(|c| {
-            c.reward = RewardConfig::Command { command: vec![] };
+            c.reward = Some(RewardConfig::Command { command: vec![] });
         });
         assert!(err.contains("task.reward.command"), "{err}");
     }

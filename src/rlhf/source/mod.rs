@@ -58,7 +58,7 @@ pub fn generate_runs(cfg: &SentimentRlhfConfig, seed: u64, progress: bool) -> Re
     tracing::info!(
         "sentiment_rlhf: pretrained the policy ({} steps, final loss {loss:.3}); {} PPO runs",
         cfg.policy.pretrain_steps,
-        cfg.runs
+        cfg.n_runs()
     );
     let inputs = ppo::RunInputs {
         cfg,
@@ -67,8 +67,8 @@ pub fn generate_runs(cfg: &SentimentRlhfConfig, seed: u64, progress: bool) -> Re
         prompts: &prompts,
         base: &base,
     };
-    let bar = progress_bar((cfg.runs * cfg.ppo.epochs) as u64, progress);
-    let runs = (0..cfg.runs)
+    let bar = progress_bar((cfg.n_runs() * cfg.ppo.epochs) as u64, progress);
+    let runs = (0..cfg.n_runs())
         .into_par_iter()
         .map(|run| ppo::run_ppo(&inputs, run, |_| bar.inc(1)))
         .collect::<Result<Vec<_>>>()?;

@@ -139,22 +139,13 @@ pub fn run_id(seed: u64, run: usize) -> String {
 }
 
 /// The run's hyperparameters as a flat JSON object (TRLx's key names).
-fn run_config(inputs: &RunInputs, ppo: &PpoConfig, run: usize) -> serde_json::Value {
+fn run_config(
+    inputs: &RunInputs,
+    ppo: &PpoConfig,
+    run: usize,
+    reward: &(String, super::config::RewardConfig),
+) -> serde_json::Value {
     let (cfg, g, p) = (inputs.cfg, &inputs.cfg.gen, &inputs.cfg.policy);
-    let reward = match &cfg.reward {
-        super::config::RewardConfig::Lexicon { target } => {
-            format!(
-                "lexicon:{}",
-                serde_json::to_value(target)
-                    .unwrap_or_default()
-                    .as_str()
-                    .unwrap_or("")
-            )
-        }
-        super::config::RewardConfig::Command { command } => {
-            format!("command:{}", command.join(" "))
-        }
-    };
     serde_json::json!({
         "task": cfg.name, "source": "sentiment_rlhf", "seed": inputs.seed, "run_index": run,
         "lr": ppo.lr, "init_kl_coef": ppo.init_kl_coef, "target": ppo.target,
@@ -167,7 +158,7 @@ fn run_config(inputs: &RunInputs, ppo: &PpoConfig, run: usize) -> serde_json::Va
         "temperature": g.temperature,
         "model": "gpt2", "d_model": p.d_model, "n_layers": p.n_layers, "n_heads": p.n_heads,
         "d_ff": p.d_ff, "context": p.context, "vocab_size": inputs.tokenizer.vocab_size(),
-        "reward": reward,
+        "reward": reward.0, "reward_model": reward.1.describe(),
     })
 }
 
@@ -223,7 +214,8 @@ pub fn run_ppo(
     let eos = tok.end_of_text_id();
     let policy = inputs.base.try_clone(&cfg.policy)?;
     let reference = inputs.base.frozen_copy()?;
-    let mut reward: Box<dyn RewardModel + Send> = build_reward(&cfg.reward)?;
+    let task_reward = cfg.reward_of_run(run)?;
+    let mut reward: Box<dyn RewardModel + Send> = build_reward(&task_reward.1)?;
     let params = policy.params();
     let mut opt = AdamW::new(&adamw_config(ppo.lr), &params)?;
     let mut kl = KlController::new(ppo.init_kl_coef, ppo.target, ppo.horizon);
@@ -359,7 +351,7 @@ pub fn run_ppo(
     }
     Ok(RlhfRun {
         id: run_id(inputs.seed, run),
-        config: run_config(inputs, &ppo, run),
+        config: run_config(inputs, &ppo, run, &task_reward),
         epochs,
     })
 }

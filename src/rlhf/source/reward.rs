@@ -1,6 +1,7 @@
-//! Reward models scoring (prompt, completion) pairs: the built-in lexicon scorer, and an
-//! external command for any other judge (a real sentiment classifier, a script) without
-//! linking it into adlab.
+//! Reward models scoring (prompt, completion) pairs: the built-in lexicon, topic-word and
+//! length scorers, weighted mixes of them (a family of reward functions for in-context
+//! RLHF), and an external command for any other judge (a real sentiment classifier, a
+//! script) without linking it into adlab.
 
 use super::config::{RewardConfig, SentimentTarget};
 use super::lexicon::Lexicon;
@@ -45,6 +46,60 @@ impl LexiconReward {
 impl RewardModel for LexiconReward {
     fn score(&mut self, batch: &[(String, String)]) -> Result<Vec<f32>> {
         Ok(batch.iter().map(|(_, c)| self.score_one(c)).collect())
+    }
+}
+
+/// 1 when the completion uses any of the words (lower-cased), else 0: a topic.
+pub struct WordsReward {
+    words: std::collections::HashSet<String>,
+}
+
+impl RewardModel for WordsReward {
+    fn score(&mut self, batch: &[(String, String)]) -> Result<Vec<f32>> {
+        Ok(batch
+            .iter()
+            .map(|(_, c)| {
+                let hit = c
+                    .split_whitespace()
+                    .any(|w| self.words.contains(&w.to_lowercase()));
+                f32::from(u8::from(hit))
+            })
+            .collect())
+    }
+}
+
+/// `1 − |words − target| / tolerance`, at least 0: a length (style) target.
+pub struct LengthReward {
+    target: usize,
+    tolerance: usize,
+}
+
+impl RewardModel for LengthReward {
+    fn score(&mut self, batch: &[(String, String)]) -> Result<Vec<f32>> {
+        Ok(batch
+            .iter()
+            .map(|(_, c)| {
+                let off = c.split_whitespace().count().abs_diff(self.target);
+                (1.0 - off as f32 / self.tolerance as f32).max(0.0)
+            })
+            .collect())
+    }
+}
+
+/// A weighted sum of reward models.
+pub struct MixReward {
+    parts: Vec<(f32, Box<dyn RewardModel + Send>)>,
+}
+
+impl RewardModel for MixReward {
+    fn score(&mut self, batch: &[(String, String)]) -> Result<Vec<f32>> {
+        let mut total = vec![0.0f32; batch.len()];
+        for (weight, part) in &mut self.parts {
+            for (t, s) in total.iter_mut().zip(part.score(batch)?) {
+                *t += *weight * s;
+            }
+        }
+        Ok(total)
     }
 }
 
@@ -136,6 +191,19 @@ impl RewardModel for CommandReward {
 pub fn build_reward(cfg: &RewardConfig) -> Result<Box<dyn RewardModel + Send>> {
     Ok(match cfg {
         RewardConfig::Lexicon { target } => Box::new(LexiconReward::new(*target)),
+        RewardConfig::Words { words } => Box::new(WordsReward {
+            words: words.iter().map(|w| w.to_lowercase()).collect(),
+        }),
+        RewardConfig::Length { target, tolerance } => Box::new(LengthReward {
+            target: *target,
+            tolerance: (*tolerance).max(1),
+        }),
+        RewardConfig::Mix { parts } => Box::new(MixReward {
+            parts: parts
+                .iter()
+                .map(|p| Ok((p.weight as f32, build_reward(&p.reward)?)))
+                .collect::<Result<_>>()?,
+        }),
         RewardConfig::Command { command } => Box::new(CommandReward::new(command.clone())?),
     })
 }
@@ -172,6 +240,52 @@ mod tests {
             .score(&batch(&["lake where everyone was sad", "lake"]))
             .unwrap();
         assert_eq!(s, [0.8, 0.0]);
+    }
+
+    #[test]
+    fn topic_length_and_mixed_rewards_score_what_they_say() {
+        let yaml =
+            "kind: mix\nparts:\n  - {weight: 0.5, reward: {kind: lexicon, target: negative}}\n  \
+                    - {weight: 0.5, reward: {kind: words, words: [lake, river]}}\n";
+        let cfg: RewardConfig = serde_yaml_ng::from_str(yaml).unwrap();
+        assert_eq!(
+            cfg.describe(),
+            "mix(0.5*lexicon:negative + 0.5*words:lake,river)"
+        );
+        let mut mix = build_reward(&cfg).unwrap();
+        let s = mix
+            .score(&batch(&[
+                "lake where everyone was sad",
+                "harbor and felt happy",
+                "river",
+            ]))
+            .unwrap();
+        assert!(
+            (s[0] - 0.9).abs() < 1e-6 && (s[1] + 0.4).abs() < 1e-6,
+            "{s:?}"
+        );
+        assert_eq!(s[2], 0.5);
+        let mut len = build_reward(&RewardConfig::Length {
+            target: 3,
+            tolerance: 4,
+        })
+        .unwrap();
+        let s = len
+            .score(&batch(&["lake and smiled", "lake", "a b c d e f g h"]))
+            .unwrap();
+        assert_eq!(s, [1.0, 0.5, 0.0]);
+        let vocab = vec!["lake".to_string()];
+        let bad = RewardConfig::Words {
+            words: vec!["lake".into(), "ocean".into()],
+        };
+        let err = bad
+            .validate("task.family.rewards.water", Some(&vocab))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("task.family.rewards.water.words")
+                && err.to_string().contains("ocean"),
+            "{err}"
+        );
     }
 
     #[test]
