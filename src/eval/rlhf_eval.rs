@@ -69,23 +69,8 @@ impl InContextWriter<'_> {
             let in_context: usize = run.epochs[..k].iter().map(|e| e.rollouts.len()).sum();
             let (decoder, kept) = self.context(&steps[..in_context], prompts)?;
             let mut rng = crate::seed::rng(self.seed, "rlhf-eval", &[index as u64, k as u64]);
-            let completions = prompts
-                .iter()
-                .map(|p| self.complete(&decoder, p, &mut rng))
-                .collect::<Result<Vec<_>>>()?;
-            let pairs: Vec<(String, String)> = prompts
-                .iter()
-                .cloned()
-                .zip(completions.iter().cloned())
-                .collect();
-            let scores = reward.score(&pairs)?;
-            if scores.len() != pairs.len() {
-                bail!(
-                    "the reward model gave {} scores for {} completions",
-                    scores.len(),
-                    pairs.len()
-                );
-            }
+            let (completions, scores) =
+                self.write_and_score(&decoder, prompts, &mut rng, reward)?;
             out.push(CurvePoint {
                 epochs: k,
                 rollouts_in_context: kept,
@@ -95,6 +80,35 @@ impl InContextWriter<'_> {
             });
         }
         Ok(out)
+    }
+
+    /// The completions the model writes for `prompts` after `context` (each from the same
+    /// context), and their scores.
+    pub fn write_and_score(
+        &self,
+        context: &LmDecoder,
+        prompts: &[String],
+        rng: &mut rand_chacha::ChaCha8Rng,
+        reward: &mut dyn RewardModel,
+    ) -> Result<(Vec<String>, Vec<f32>)> {
+        let completions = prompts
+            .iter()
+            .map(|p| self.complete(context, p, rng))
+            .collect::<Result<Vec<_>>>()?;
+        let pairs: Vec<(String, String)> = prompts
+            .iter()
+            .cloned()
+            .zip(completions.iter().cloned())
+            .collect();
+        let scores = reward.score(&pairs)?;
+        if scores.len() != pairs.len() {
+            bail!(
+                "the reward model gave {} scores for {} completions",
+                scores.len(),
+                pairs.len()
+            );
+        }
+        Ok((completions, scores))
     }
 
     /// A decoder that has read end-of-text and the most recent whole rollouts of `steps`

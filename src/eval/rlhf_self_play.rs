@@ -8,7 +8,7 @@
 use super::rlhf_eval::InContextWriter;
 use crate::formats::lm_window::StepTokens;
 use crate::rlhf::source::RewardModel;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 pub use super::config::SelfPlayConfig;
@@ -83,24 +83,8 @@ pub fn self_play(
         let mut key = stream.to_vec();
         key.push(it as u64);
         let mut rng = crate::seed::rng(writer.seed, "rlhf-self-play", &key);
-        let completions = prompts
-            .iter()
-            .map(|p| writer.complete(&decoder, p, &mut rng))
-            .collect::<Result<Vec<_>>>()?;
-        let pairs: Vec<(String, String)> = prompts
-            .iter()
-            .cloned()
-            .zip(completions.iter().cloned())
-            .collect();
-        let scores = reward.score(&pairs)?;
-        if scores.len() != pairs.len() {
-            bail!(
-                "the reward model gave {} scores for {} completions",
-                scores.len(),
-                pairs.len()
-            );
-        }
-        for ((p, c), s) in pairs.iter().zip(&scores) {
+        let (completions, scores) = writer.write_and_score(&decoder, &prompts, &mut rng, reward)?;
+        for ((p, c), s) in prompts.iter().zip(&completions).zip(&scores) {
             let step = writer.format.render(p, c, *s);
             history.push(StepTokens::from_step(&step, writer.tokenizer)?.tokens);
         }

@@ -323,6 +323,23 @@ mod tests {
         }
     }
 
+    /// PPO epoch `t` holding one scored rollout.
+    fn epoch(t: usize, prompt: &str, completion: &str, score: f32) -> RlhfEpoch {
+        RlhfEpoch {
+            timestamp: t as f64,
+            rollouts: vec![Rollout {
+                query_ids: vec![],
+                response_ids: vec![],
+                query_text: prompt.into(),
+                response_text: completion.into(),
+                logprobs: None,
+                values: None,
+                rewards: None,
+                score: Some(score),
+            }],
+        }
+    }
+
     /// A learning history on the reward that favours `target`: one rollout per epoch, an
     /// elimination bandit over the four words: untried words in a random order until one is
     /// rewarded, then that word, with a random word one time in ten.
@@ -345,19 +362,7 @@ mod tests {
                 if score > 0.5 {
                     best = Some(word);
                 }
-                RlhfEpoch {
-                    timestamp: t as f64,
-                    rollouts: vec![Rollout {
-                        query_ids: vec![],
-                        response_ids: vec![],
-                        query_text: PROMPT.into(),
-                        response_text: word.into(),
-                        logprobs: None,
-                        values: None,
-                        rewards: None,
-                        score: Some(score),
-                    }],
-                }
+                epoch(t, PROMPT, word, score)
             })
             .collect();
         RlhfRun {
@@ -510,19 +515,7 @@ mod tests {
             epochs: played
                 .iter()
                 .enumerate()
-                .map(|(t, it)| RlhfEpoch {
-                    timestamp: t as f64,
-                    rollouts: vec![Rollout {
-                        query_ids: vec![],
-                        response_ids: vec![],
-                        query_text: it.prompts[0].clone(),
-                        response_text: it.completions[0].clone(),
-                        logprobs: None,
-                        values: None,
-                        rewards: None,
-                        score: Some(it.scores[0]),
-                    }],
-                })
+                .map(|(t, it)| epoch(t, &it.prompts[0], &it.completions[0], it.scores[0]))
                 .collect(),
         };
         let steps = format.render_run(&run).unwrap();

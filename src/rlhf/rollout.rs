@@ -95,3 +95,14 @@ impl RunSplitConfig {
         Ok(())
     }
 }
+
+/// `task.keep_per_epoch`, shared by both RLHF tasks: at least 1, or `null` for all rollouts.
+pub fn check_keep_per_epoch(keep: Option<usize>) -> Result<()> {
+    match keep {
+        Some(0) => bail!(
+            "invalid `task.keep_per_epoch` = 0: expected at least 1 rollout per epoch, or null \
+             for all"
+        ),
+        _ => Ok(()),
+    }
+}

@@ -6,7 +6,6 @@
 use super::family::RewardFamily;
 pub use super::rollout::RunSplitConfig;
 use super::source::config::RewardConfig;
-use crate::tasks::config::check;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -57,14 +56,7 @@ impl TrlxLogsTask {
         if self.path.is_none() {
             bail!("`task.path` is not set: trlx_logs reads TRLx logs from it (task.path=DIR)");
         }
-        if let Some(k) = self.keep_per_epoch {
-            check(
-                k >= 1,
-                "task.keep_per_epoch",
-                k,
-                "at least 1, or null for all",
-            )?;
-        }
+        crate::rlhf::rollout::check_keep_per_epoch(self.keep_per_epoch)?;
         if let Some(r) = &self.reward {
             r.validate("task.reward", None)?;
         }

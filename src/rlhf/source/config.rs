@@ -382,14 +382,7 @@ impl SentimentRlhfConfig {
             g.temperature,
             "a positive number",
         )?;
-        if let Some(k) = self.keep_per_epoch {
-            check(
-                k >= 1,
-                "task.keep_per_epoch",
-                k,
-                "at least 1, or null for all",
-            )?;
-        }
+        crate::rlhf::rollout::check_keep_per_epoch(self.keep_per_epoch)?;
         let vocabulary = super::story::Grammar::new().vocabulary();
         match (&self.reward, &self.family) {
             (Some(r), None) => r.validate("task.reward", Some(&vocabulary))?,
