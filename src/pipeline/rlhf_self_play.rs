@@ -386,6 +386,24 @@ mod tests {
         m
     }
 
+    /// An untrained tiny byte-level LM over `runs` (all training histories).
+    fn tiny_learner(runs: &[RlhfRun]) -> LmLearner {
+        let splits = vec![crate::tasks::Split::Train; runs.len()];
+        // The byte tokenizer caches nothing, so the directory may go once built.
+        let dir = tempfile::tempdir().unwrap();
+        LmLearner::for_rlhf(
+            &tiny_model(),
+            &format(),
+            runs,
+            &splits,
+            dir.path(),
+            None,
+            0,
+            &Device::Cpu,
+        )
+        .unwrap()
+    }
+
     fn writer_parts() -> (RlhfTextFormat, RlhfEvalConfig) {
         let cfg = RlhfEvalConfig {
             max_new_tokens: 10,
@@ -401,20 +419,7 @@ mod tests {
     #[test]
     fn self_play_improves_above_the_context_reset_control() {
         let runs: Vec<RlhfRun> = (0..120).map(|i| history(WORDS[i % 2], i, 16)).collect();
-        let splits = vec![crate::tasks::Split::Train; runs.len()];
-        let dir = tempfile::tempdir().unwrap();
-        let dev = Device::Cpu;
-        let mut learner = LmLearner::for_rlhf(
-            &tiny_model(),
-            &format(),
-            &runs,
-            &splits,
-            dir.path(),
-            None,
-            0,
-            &dev,
-        )
-        .unwrap();
+        let mut learner = tiny_learner(&runs);
         let mut opt_cfg: OptimizerConfig =
             serde_yaml_ng::from_str(include_str!("../../conf/optimizer/adamw.yaml")).unwrap();
         opt_cfg.lr = 3e-3;
@@ -475,20 +480,7 @@ mod tests {
     /// the self-play tokens equal the training windows' tokens of the same triples.
     #[test]
     fn self_play_history_is_rendered_exactly_as_training_renders_it() {
-        let runs = vec![history("lake", 0, 6)];
-        let splits = vec![crate::tasks::Split::Train];
-        let dir = tempfile::tempdir().unwrap();
-        let learner = LmLearner::for_rlhf(
-            &tiny_model(),
-            &format(),
-            &runs,
-            &splits,
-            dir.path(),
-            None,
-            0,
-            &Device::Cpu,
-        )
-        .unwrap();
+        let learner = tiny_learner(&[history("lake", 0, 6)]);
         let (format, eval_cfg) = writer_parts();
         let writer = InContextWriter {
             model: &learner.model,
