@@ -238,16 +238,27 @@ fn bench_rl_heads(dropout: f64, warmup: u32, steps: u32) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    adlab::models::keep_freed_memory();
     set_compute_threads(1);
     let quick = std::env::args().any(|a| a == "--quick");
     let (warmup, steps) = if quick { (1, 3) } else { (2, 15) };
     println!("batch {BATCH}, d_model 128, 4 layers, 4 heads, d_ff 512, 1 compute thread, median of {steps} timed steps");
     println!("| model                        | step ms  | min ms   | cpu ms   | fwd ms   | bwd ms   | optim ms | tokens/s  | peak MiB |");
     println!("|------------------------------|----------|----------|----------|----------|----------|----------|-----------|----------|");
-    bench_causal_lm(Activation::Gelu, warmup, steps)?;
-    bench_causal_lm(Activation::Relu, warmup, steps)?;
-    bench_causal_lm(Activation::GeluTanh, warmup, steps)?;
-    bench_rl_heads(0.1, warmup, steps)?;
-    bench_rl_heads(0.0, warmup, steps)?;
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+    for act in [Activation::Gelu, Activation::Relu, Activation::GeluTanh] {
+        if wanted(&format!("causal_lm {}", act.hf_name())) {
+            bench_causal_lm(act, warmup, steps)?;
+        }
+    }
+    for p in [0.1, 0.0] {
+        if wanted(&format!("rl_heads sar dropout {p}")) {
+            bench_rl_heads(p, warmup, steps)?;
+        }
+    }
     Ok(())
 }

@@ -6,6 +6,7 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    adlab::models::keep_freed_memory();
     let cli = adlab::cli::Cli::parse();
     let log = adlab::logging::init(cli.verbosity());
     match adlab::app::execute(cli, &log) {

@@ -15,6 +15,7 @@
 
 pub mod block;
 pub mod causal_lm;
+pub mod kernels;
 pub mod layers;
 pub mod losses;
 pub mod ops;
@@ -62,6 +63,19 @@ impl ModelConfig {
             ModelConfig::CausalLm(_) => "causal_lm",
         }
     }
+}
+
+/// Keeps memory that tensors free inside the process instead of handing it back to the OS
+/// 10 ms later (mimalloc's default). A training step frees and reallocates the same few
+/// hundred MiB; returned memory is faulted in again (2 MiB huge pages zeroed) on the next
+/// step, which cost 10-20 % of a step in `benches/train.rs`. Peak memory is unchanged: it is
+/// the same memory, kept. Call first thing in `main` (mimalloc is the binaries' allocator).
+pub fn keep_freed_memory() {
+    // `mi_option_purge_delay` in mimalloc v3's `mi_option_e` (the -sys crate names no
+    // constant for it); -1 = never purge.
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: setting an option is a plain store in mimalloc's option table.
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, -1) }
 }
 
 /// Sets how many threads candle's CPU backend uses. Must run before the first tensor op (candle

@@ -16,12 +16,13 @@
 //! * [`linear`]: GPT-2's Conv1D `x W + b`, optionally followed by the MLP activation, as one
 //!   node for the same reason.
 //!
-//! Backward passes return constant tensors (no second-order gradients). Each is checked
-//! against finite differences in the tests.
+//! The loops and matrix products themselves are in [`super::kernels`] (AVX2 where the CPU has
+//! it, strided products with no copies). Backward passes return constant tensors (no
+//! second-order gradients). Each is checked against finite differences and against the same
+//! maths composed from plain candle ops, forward and backward.
 
-use candle_core::{
-    CpuStorage, CustomOp1, CustomOp2, CustomOp3, Device, Layout, Result, Shape, Tensor, D,
-};
+use super::kernels::{self, MatMut, MatRef};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
@@ -74,20 +75,27 @@ fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result
     }
 }
 
+/// Runs `f` on the values of `t` (made contiguous first; no copy when it already is).
+fn with_values<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        candle_core::Storage::Cpu(cpu) => Ok(f(f32_slice(cpu, layout, what)?)),
+        _ => candle_core::bail!("{what}: adlab's fused ops run on the CPU only"),
+    }
+}
+
+/// An owned copy of the values of `t`.
 fn host(t: &Tensor) -> Result<Vec<f32>> {
-    t.flatten_all()?.to_vec1::<f32>()
+    with_values(t, "host", <[f32]>::to_vec)
+}
+
+fn tensor(values: Vec<f32>, like: &Tensor) -> Result<Tensor> {
+    Tensor::from_vec(values, like.shape(), like.device())
 }
 
 struct LayerNormOp {
     eps: f32,
-}
-
-/// Per-row mean and reciprocal standard deviation.
-fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
-    let d = row.len() as f32;
-    let mean = row.iter().sum::<f32>() / d;
-    let var = row.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / d;
-    (mean, 1.0 / (var + eps).sqrt())
 }
 
 impl CustomOp3 for LayerNormOp {
@@ -107,14 +115,8 @@ impl CustomOp3 for LayerNormOp {
         let x = f32_slice(s1, l1, "layer_norm x")?;
         let w = f32_slice(s2, l2, "layer_norm weight")?;
         let b = f32_slice(s3, l3, "layer_norm bias")?;
-        let d = w.len();
         let mut y = vec![0f32; x.len()];
-        for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
-            let (mean, rstd) = row_stats(xr, self.eps);
-            for i in 0..d {
-                yr[i] = (xr[i] - mean) * rstd * w[i] + b[i];
-            }
-        }
+        kernels::layer_norm_forward(x, w, b, self.eps, &mut y);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -126,38 +128,20 @@ impl CustomOp3 for LayerNormOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (xv, wv, gv) = (host(x)?, host(w)?, host(grad)?);
-        let d = wv.len();
-        let mut dx = vec![0f32; xv.len()];
-        let mut dw = vec![0f32; d];
-        let mut db = vec![0f32; d];
-        let mut xhat = vec![0f32; d];
-        let mut dxhat = vec![0f32; d];
-        for ((xr, gr), dxr) in xv
-            .chunks_exact(d)
-            .zip(gv.chunks_exact(d))
-            .zip(dx.chunks_exact_mut(d))
-        {
-            let (mean, rstd) = row_stats(xr, self.eps);
-            let (mut sum_dxhat, mut sum_dxhat_xhat) = (0f32, 0f32);
-            for i in 0..d {
-                xhat[i] = (xr[i] - mean) * rstd;
-                dw[i] += gr[i] * xhat[i];
-                db[i] += gr[i];
-                dxhat[i] = gr[i] * wv[i];
-                sum_dxhat += dxhat[i];
-                sum_dxhat_xhat += dxhat[i] * xhat[i];
-            }
-            let (m1, m2) = (sum_dxhat / d as f32, sum_dxhat_xhat / d as f32);
-            for i in 0..d {
-                dxr[i] = rstd * (dxhat[i] - m1 - xhat[i] * m2);
-            }
-        }
-        let dev = x.device();
+        let d = w.elem_count();
+        let mut dx = vec![0f32; x.elem_count()];
+        let (mut dw, mut db) = (vec![0f32; d], vec![0f32; d]);
+        with_values(x, "layer_norm x", |xv| {
+            with_values(w, "layer_norm weight", |wv| {
+                with_values(grad, "layer_norm grad", |gv| {
+                    kernels::layer_norm_backward(xv, wv, gv, self.eps, &mut dx, &mut dw, &mut db)
+                })
+            })
+        })???;
         Ok((
-            Some(Tensor::from_vec(dx, x.shape(), dev)?),
-            Some(Tensor::from_vec(dw, w.shape(), dev)?),
-            Some(Tensor::from_vec(db, w.shape(), dev)?),
+            Some(tensor(dx, x)?),
+            Some(tensor(dw, w)?),
+            Some(tensor(db, w)?),
         ))
     }
 }
@@ -176,46 +160,20 @@ impl CustomOp1 for CausalSoftmaxOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(storage, layout, "causal_softmax")?;
+        let mut y = f32_slice(storage, layout, "causal_softmax")?.to_vec();
         let dims = layout.shape().dims();
         let (t, tk) = (dims[dims.len() - 2], dims[dims.len() - 1]);
-        let offset = tk - t;
-        let mut y = vec![0f32; x.len()];
-        for (r, (xr, yr)) in x.chunks_exact(tk).zip(y.chunks_exact_mut(tk)).enumerate() {
-            // Query i (absolute position offset + i) sees keys 0..=offset + i.
-            let visible = offset + r % t + 1;
-            let max = xr[..visible]
-                .iter()
-                .copied()
-                .fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for j in 0..visible {
-                yr[j] = (xr[j] - max).exp();
-                sum += yr[j];
-            }
-            let inv = 1.0 / sum;
-            for v in &mut yr[..visible] {
-                *v *= inv;
-            }
-        }
+        kernels::causal_softmax_rows(&mut y, t, tk, 1.0);
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let (y, g) = (host(res)?, host(grad)?);
+        let mut g = host(grad)?;
         let tk = res.dim(candle_core::D::Minus1)?;
-        let mut dx = vec![0f32; y.len()];
-        for ((yr, gr), dr) in y
-            .chunks_exact(tk)
-            .zip(g.chunks_exact(tk))
-            .zip(dx.chunks_exact_mut(tk))
-        {
-            let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
-            for j in 0..tk {
-                dr[j] = yr[j] * (gr[j] - dot);
-            }
-        }
-        Ok(Some(Tensor::from_vec(dx, res.shape(), res.device())?))
+        with_values(res, "causal_softmax probabilities", |y| {
+            kernels::softmax_backward_rows(y, &mut g, tk, tk)
+        })?;
+        Ok(Some(tensor(g, res)?))
     }
 }
 
@@ -240,14 +198,8 @@ impl CustomOp2 for AddBiasOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, "add_bias x")?;
-        let b = f32_slice(s2, l2, "add_bias bias")?;
-        let mut y = x.to_vec();
-        for row in y.chunks_exact_mut(b.len()) {
-            for (v, bi) in row.iter_mut().zip(b) {
-                *v += bi;
-            }
-        }
+        let mut y = f32_slice(s1, l1, "add_bias x")?.to_vec();
+        kernels::add_rows(&mut y, f32_slice(s2, l2, "add_bias bias")?);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -258,18 +210,10 @@ impl CustomOp2 for AddBiasOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = host(grad)?;
-        let d = b.elem_count();
-        let mut db = vec![0f32; d];
-        for row in g.chunks_exact(d) {
-            for (acc, v) in db.iter_mut().zip(row) {
-                *acc += v;
-            }
-        }
-        Ok((
-            Some(grad.clone()),
-            Some(Tensor::from_vec(db, b.shape(), b.device())?),
-        ))
+        let db = with_values(grad, "add_bias grad", |g| {
+            kernels::column_sums(g, b.elem_count())
+        })?;
+        Ok((Some(grad.clone()), Some(tensor(db, b)?)))
     }
 }
 
@@ -278,97 +222,44 @@ pub fn add_bias(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op2(bias, AddBiasOp)
 }
 
-const GELU_K: f32 = 1.595_769; // 2 sqrt(2 / pi)
-const GELU_C: f32 = 0.044_715;
+/// An element-wise activation as a graph node (`gelu_tanh`, `gelu_erf`).
+struct ActivationOp(Activation);
 
-struct GeluTanhOp;
-
-impl CustomOp1 for GeluTanhOp {
+impl CustomOp1 for ActivationOp {
     fn name(&self) -> &'static str {
-        "adlab-gelu-tanh"
+        match self.0 {
+            Activation::Relu => "adlab-relu",
+            Activation::Gelu => "adlab-gelu-erf",
+            Activation::GeluTanh => "adlab-gelu-tanh",
+        }
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(storage, layout, "gelu_tanh")?;
-        let y = x
-            .iter()
-            .map(|&v| v / (1.0 + (-GELU_K * (v + GELU_C * v * v * v)).exp()))
-            .collect();
+        let x = f32_slice(storage, layout, self.name())?;
+        let mut y = vec![0f32; x.len()];
+        kernels::activation_forward(self.0, x, &mut y, None);
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let (x, g) = (host(arg)?, host(grad)?);
-        let dx = x
-            .iter()
-            .zip(&g)
-            .map(|(&v, &gv)| {
-                let s = 1.0 / (1.0 + (-GELU_K * (v + GELU_C * v * v * v)).exp());
-                gv * (s + v * s * (1.0 - s) * GELU_K * (1.0 + 3.0 * GELU_C * v * v))
-            })
-            .collect();
-        Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
+        let mut g = host(grad)?;
+        with_values(arg, self.name(), |x| {
+            kernels::activation_backward(self.0, x, &mut g)
+        })?;
+        Ok(Some(tensor(g, arg)?))
     }
 }
 
 /// GPT-2's tanh-approximated GELU (`gelu_new`): `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
 pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(GeluTanhOp)
+    x.contiguous()?.apply_op1(ActivationOp(Activation::GeluTanh))
 }
 
-/// erf(z) by Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7, below f32 noise here).
-fn erf(z: f32) -> f32 {
-    let a = z.abs();
-    let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly = t
-        * (0.254_829_6
-            + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
-    let e = 1.0 - poly * (-a * a).exp();
-    if z < 0.0 {
-        -e
-    } else {
-        e
-    }
-}
-
-struct GeluErfOp;
-
-impl CustomOp1 for GeluErfOp {
-    fn name(&self) -> &'static str {
-        "adlab-gelu-erf"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(storage, layout, "gelu_erf")?;
-        let y = x
-            .iter()
-            .map(|&v| 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2)))
-            .collect();
-        Ok((CpuStorage::F32(y), layout.shape().clone()))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let (x, g) = (host(arg)?, host(grad)?);
-        // d/dx [x Phi(x)] = Phi(x) + x phi(x).
-        let inv_sqrt_2pi = 0.398_942_3f32;
-        let dx = x
-            .iter()
-            .zip(&g)
-            .map(|(&v, &gv)| {
-                let cdf = 0.5 * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
-                gv * (cdf + v * inv_sqrt_2pi * (-0.5 * v * v).exp())
-            })
-            .collect();
-        Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
-    }
-}
-
-/// The exact GELU `x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))`.
+/// The exact GELU `x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))` (erf to 1.5e-7).
 pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(GeluErfOp)
+    x.contiguous()?.apply_op1(ActivationOp(Activation::Gelu))
 }
 
-/// Splits a fused `[B, T, 3d]` projection into q, k, v, each `[B, H, T, d / H]`, contiguous.
 pub fn split_heads(qkv: &Tensor, n_heads: usize) -> Result<(Tensor, Tensor, Tensor)> {
     let (b, t, d3) = qkv.dims3()?;
     let hd = d3 / 3 / n_heads;
@@ -379,12 +270,102 @@ pub fn split_heads(qkv: &Tensor, n_heads: usize) -> Result<(Tensor, Tensor, Tens
     Ok((parts.get(0)?, parts.get(1)?, parts.get(2)?))
 }
 
-/// Inputs and probabilities the backward pass needs: scaled q, k, v and softmax output.
-type AttentionSaved = (Tensor, Tensor, Tensor, Tensor);
+/// Shape of one attention call's rows: tokens, heads, head width.
+#[derive(Clone, Copy)]
+struct AttentionShape {
+    t: usize,
+    h: usize,
+    hd: usize,
+}
+
+impl AttentionShape {
+    fn d(&self) -> usize {
+        self.h * self.hd
+    }
+
+    /// Where head `h` of part `part` (0 = q, 1 = k, 2 = v) of row `b` starts in `[B, T, 3d]`;
+    /// its `T x hd` matrix has row stride `3d`.
+    fn qkv_at(&self, b: usize, h: usize, part: usize) -> usize {
+        b * self.t * 3 * self.d() + part * self.d() + h * self.hd
+    }
+
+    fn scale(&self) -> f32 {
+        1.0 / (self.hd as f32).sqrt()
+    }
+
+    /// Head `h`'s `T x hd` matrix of `part` in row `b` of `[B, T, 3d]` values.
+    fn head<'a>(&self, qkv: &'a [f32], b: usize, h: usize, part: usize) -> MatRef<'a> {
+        MatRef {
+            data: qkv,
+            offset: self.qkv_at(b, h, part),
+            row_stride: 3 * self.d(),
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose (`hd x T`) of [`Self::head`].
+    fn head_t<'a>(&self, qkv: &'a [f32], b: usize, h: usize, part: usize) -> MatRef<'a> {
+        MatRef {
+            data: qkv,
+            offset: self.qkv_at(b, h, part),
+            row_stride: 1,
+            col_stride: 3 * self.d(),
+        }
+    }
+
+    /// [`Self::head`], writable.
+    fn head_mut<'a>(&self, qkv: &'a mut [f32], b: usize, h: usize, part: usize) -> MatMut<'a> {
+        MatMut {
+            offset: self.qkv_at(b, h, part),
+            data: qkv,
+            row_stride: 3 * self.d(),
+            col_stride: 1,
+        }
+    }
+}
+
+/// Runs `f(bh, scratch)` for every (row, head) pair `bh = b * H + h`, on rayon's pool when
+/// candle may use more than one thread. `scratch` is a per-worker buffer of `len` floats.
+fn for_each_head(n: usize, len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    use rayon::prelude::*;
+    if candle_core::utils::get_num_threads() > 1 {
+        (0..n)
+            .into_par_iter()
+            .for_each_init(|| vec![0f32; len], |scratch, bh| f(bh, scratch));
+    } else {
+        let mut scratch = vec![0f32; len];
+        (0..n).for_each(|bh| f(bh, &mut scratch));
+    }
+}
+
+/// A raw output buffer that the per-head workers write disjoint parts of.
+struct SharedOut(*mut f32, usize);
+// SAFETY: each worker writes only the elements of its own (row, head); see the callers.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// The whole buffer; callers write only their own head's elements through it.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self) -> &mut [f32] {
+        std::slice::from_raw_parts_mut(self.0, self.1)
+    }
+}
+
+/// Query rows per block of the attention products: big enough for `gemm` to run near its
+/// peak, small enough that skipping the masked blocks saves work.
+const QUERY_BLOCK: usize = 64;
+
+/// `(first, end)` of each block of query rows.
+fn query_blocks(t: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..t)
+        .step_by(QUERY_BLOCK)
+        .map(move |r0| (r0, (r0 + QUERY_BLOCK).min(t)))
+}
 
 struct CausalAttentionOp {
     n_heads: usize,
-    saved: Mutex<Option<AttentionSaved>>,
+    /// Attention probabilities `[B, H, T, T]`, kept for the backward pass.
+    probs: Mutex<Option<Vec<f32>>>,
 }
 
 impl CustomOp1 for CausalAttentionOp {
@@ -393,48 +374,120 @@ impl CustomOp1 for CausalAttentionOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let qkv = Tensor::from_slice(
-            f32_slice(storage, layout, "causal_attention")?,
-            layout.shape(),
-            &Device::Cpu,
-        )?;
-        let (b, t, d3) = qkv.dims3()?;
-        let d = d3 / 3;
-        let (q, k, v) = split_heads(&qkv, self.n_heads)?;
-        let q = (q * (1.0 / ((d / self.n_heads) as f64).sqrt()))?;
-        let probs = q.matmul(&k.t()?)?.apply_op1_no_bwd(&CausalSoftmaxOp)?;
-        let y = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, t, d))?;
-        *self.saved.lock().unwrap() = Some((q, k, v, probs));
-        Ok((
-            CpuStorage::F32(y.flatten_all()?.to_vec1::<f32>()?),
-            Shape::from((b, t, d)),
-        ))
+        let qkv = f32_slice(storage, layout, "causal_attention")?;
+        let (b, t, d3) = layout.shape().dims3()?;
+        let s = AttentionShape {
+            t,
+            h: self.n_heads,
+            hd: d3 / 3 / self.n_heads,
+        };
+        let (d, tt) = (s.d(), t * t);
+        let mut probs = vec![0f32; b * s.h * tt];
+        let mut y = vec![0f32; b * t * d];
+        let (p_out, y_out) = (
+            SharedOut(probs.as_mut_ptr(), probs.len()),
+            SharedOut(y.as_mut_ptr(), y.len()),
+        );
+        for_each_head(b * s.h, 0, |bh, _| {
+            let (bi, hi) = (bh / s.h, bh % s.h);
+            // SAFETY: head (bi, hi) writes only its own T x T block of `probs` and its own
+            // columns hi*hd.. of rows bi*T.. of `y`; no two heads overlap.
+            let (probs, y) = unsafe { (p_out.slice(), y_out.slice()) };
+            for (r0, r1) in query_blocks(t) {
+                // Queries r0..r1 see keys 0..r1 at most: the rest of the row is masked, so
+                // neither product computes it (a third of the attention FLOPs at T = 192).
+                let n = r1 - r0;
+                let p = MatMut {
+                    data: &mut *probs,
+                    offset: bh * tt,
+                    row_stride: t,
+                    col_stride: 1,
+                }
+                .down(r0);
+                let q = s.head(qkv, bi, hi, 0).down(r0);
+                kernels::matmul((n, r1, s.hd), p, false, q, s.head_t(qkv, bi, hi, 1), 1.0);
+                let block = &mut probs[bh * tt + r0 * t..bh * tt + r1 * t];
+                kernels::softmax_prefix_rows(block, t, r0 + 1, s.scale());
+                let out = MatMut {
+                    data: &mut *y,
+                    offset: bi * t * d + hi * s.hd,
+                    row_stride: d,
+                    col_stride: 1,
+                }
+                .down(r0);
+                let p_block = kernels::rows(probs, bh * tt + r0 * t, t);
+                kernels::matmul((n, s.hd, r1), out, false, p_block, s.head(qkv, bi, hi, 2), 1.0);
+            }
+        });
+        *self.probs.lock().unwrap() = Some(probs);
+        Ok((CpuStorage::F32(y), Shape::from((b, t, d))))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let Some((q, k, v, probs)) = self.saved.lock().unwrap().clone() else {
+        let guard = self.probs.lock().unwrap();
+        let Some(probs) = guard.as_ref() else {
             candle_core::bail!("causal_attention: backward without forward state");
         };
         let (b, t, d3) = arg.dims3()?;
-        let (h, hd) = (self.n_heads, d3 / 3 / self.n_heads);
-        let scale = 1.0 / (hd as f64).sqrt();
-        let g = grad.reshape((b, t, h, hd))?.transpose(1, 2)?.contiguous()?;
-        let dv = probs.t()?.matmul(&g)?;
-        let dp = g.matmul(&v.t()?)?;
-        // Softmax backward: ds = p * (dp - sum_j dp_j p_j).
-        let dot = (&dp * &probs)?.sum_keepdim(D::Minus1)?;
-        let ds = (dp.broadcast_sub(&dot)? * &probs)?;
-        let dq = (ds.matmul(&k)? * scale)?;
-        let dk = ds.t()?.matmul(&q)?;
-        let dqkv = Tensor::stack(&[dq, dk, dv], 0)?
-            .permute((1, 3, 0, 2, 4))?
-            .contiguous()?
-            .reshape((b, t, d3))?;
-        Ok(Some(dqkv))
+        let s = AttentionShape {
+            t,
+            h: self.n_heads,
+            hd: d3 / 3 / self.n_heads,
+        };
+        let (d, tt) = (s.d(), t * t);
+        let mut dqkv = vec![0f32; b * t * d3];
+        let out = SharedOut(dqkv.as_mut_ptr(), dqkv.len());
+        with_values(arg, "causal_attention qkv", |qkv| {
+            with_values(grad, "causal_attention grad", |g| {
+                for_each_head(b * s.h, QUERY_BLOCK * t, |bh, ds| {
+                    let (bi, hi) = (bh / s.h, bh % s.h);
+                    // SAFETY: head (bi, hi) writes only its own q, k and v columns of rows
+                    // bi*T.. of `dqkv`; no two heads overlap.
+                    let dqkv = unsafe { out.slice() };
+                    let p = &probs[bh * tt..(bh + 1) * tt];
+                    let scale = s.scale();
+                    for (r0, r1) in query_blocks(t) {
+                        let n = r1 - r0;
+                        let g_block = MatRef {
+                            data: g,
+                            offset: bi * t * d + hi * s.hd,
+                            row_stride: d,
+                            col_stride: 1,
+                        }
+                        .down(r0);
+                        // dv[..r1] += P[r0..r1, ..r1]^T g[r0..r1].
+                        let p_t = MatRef {
+                            data: p,
+                            offset: r0 * t,
+                            row_stride: 1,
+                            col_stride: t,
+                        };
+                        let dv = s.head_mut(dqkv, bi, hi, 2);
+                        kernels::matmul((r1, s.hd, n), dv, true, p_t, g_block, 1.0);
+                        // dP = g v^T, then the softmax backward: dS = P * (dP - <dP, P>).
+                        let dp = MatMut {
+                            data: &mut *ds,
+                            offset: 0,
+                            row_stride: t,
+                            col_stride: 1,
+                        };
+                        let v_t = s.head_t(qkv, bi, hi, 2);
+                        kernels::matmul((n, r1, s.hd), dp, false, g_block, v_t, 1.0);
+                        kernels::softmax_backward_rows(&p[r0 * t..r1 * t], ds, t, r1);
+                        // Scores are scale * q k^T: dq = scale dS k, dk = scale dS^T q.
+                        let dq = s.head_mut(dqkv, bi, hi, 0).down(r0);
+                        let ds_rows = kernels::rows(ds, 0, t);
+                        let k = s.head(qkv, bi, hi, 1);
+                        kernels::matmul((n, s.hd, r1), dq, false, ds_rows, k, scale);
+                        let dk = s.head_mut(dqkv, bi, hi, 1);
+                        let ds_t = kernels::transposed(ds, 0, t);
+                        let q = s.head(qkv, bi, hi, 0).down(r0);
+                        kernels::matmul((r1, s.hd, n), dk, true, ds_t, q, scale);
+                    }
+                })
+            })
+        })??;
+        Ok(Some(tensor(dqkv, arg)?))
     }
 }
 
@@ -443,42 +496,14 @@ impl CustomOp1 for CausalAttentionOp {
 pub fn causal_attention(qkv: &Tensor, n_heads: usize) -> Result<Tensor> {
     qkv.contiguous()?.apply_op1(CausalAttentionOp {
         n_heads,
-        saved: Mutex::new(None),
+        probs: Mutex::new(None),
     })
-}
-
-fn activation_value(act: Activation, z: f32) -> f32 {
-    match act {
-        Activation::Relu => z.max(0.0),
-        Activation::Gelu => 0.5 * z * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2)),
-        Activation::GeluTanh => z / (1.0 + (-GELU_K * (z + GELU_C * z * z * z)).exp()),
-    }
-}
-
-fn activation_slope(act: Activation, z: f32) -> f32 {
-    match act {
-        Activation::Relu => {
-            if z > 0.0 {
-                1.0
-            } else {
-                0.0
-            }
-        }
-        Activation::Gelu => {
-            let cdf = 0.5 * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2));
-            cdf + z * 0.398_942_3 * (-0.5 * z * z).exp()
-        }
-        Activation::GeluTanh => {
-            let s = 1.0 / (1.0 + (-GELU_K * (z + GELU_C * z * z * z)).exp());
-            s + z * s * (1.0 - s) * GELU_K * (1.0 + 3.0 * GELU_C * z * z)
-        }
-    }
 }
 
 struct LinearOp {
     activation: Option<Activation>,
-    /// `x W + b` before the activation, kept for the backward pass.
-    pre_activation: Mutex<Option<Vec<f32>>>,
+    /// The activation's derivative at `x W + b`, kept for the backward pass.
+    slope: Mutex<Option<Vec<f32>>>,
 }
 
 impl CustomOp3 for LinearOp {
@@ -500,18 +525,27 @@ impl CustomOp3 for LinearOp {
         let b = f32_slice(s3, l3, "linear bias")?;
         let (d_in, d_out) = l2.shape().dims2()?;
         let n = x.len() / d_in;
-        let x2 = Tensor::from_slice(x, (n, d_in), &Device::Cpu)?;
-        let w = Tensor::from_slice(w, (d_in, d_out), &Device::Cpu)?;
-        let mut z = x2.matmul(&w)?.flatten_all()?.to_vec1::<f32>()?;
-        for row in z.chunks_exact_mut(d_out) {
-            for (v, bi) in row.iter_mut().zip(b) {
-                *v += bi;
-            }
-        }
+        let mut z = vec![0f32; n * d_out];
+        let dst = MatMut {
+            data: &mut z,
+            offset: 0,
+            row_stride: d_out,
+            col_stride: 1,
+        };
+        kernels::matmul(
+            (n, d_out, d_in),
+            dst,
+            false,
+            kernels::rows(x, 0, d_in),
+            kernels::rows(w, 0, d_out),
+            1.0,
+        );
+        kernels::add_rows(&mut z, b);
         let y = match self.activation {
             Some(act) => {
-                let y = z.iter().map(|&v| activation_value(act, v)).collect();
-                *self.pre_activation.lock().unwrap() = Some(z);
+                let (mut y, mut slope) = (vec![0f32; z.len()], vec![0f32; z.len()]);
+                kernels::activation_forward(act, &z, &mut y, Some(&mut slope));
+                *self.slope.lock().unwrap() = Some(slope);
                 y
             }
             None => z,
@@ -532,29 +566,43 @@ impl CustomOp3 for LinearOp {
         let (d_in, d_out) = w.dims2()?;
         let n = x.elem_count() / d_in;
         let mut dz = host(grad)?;
-        if let Some(act) = self.activation {
-            let guard = self.pre_activation.lock().unwrap();
-            let Some(z) = guard.as_ref() else {
+        if self.activation.is_some() {
+            let guard = self.slope.lock().unwrap();
+            let Some(slope) = guard.as_ref() else {
                 candle_core::bail!("linear: backward without forward state");
             };
-            for (g, &zv) in dz.iter_mut().zip(z) {
-                *g *= activation_slope(act, zv);
-            }
+            kernels::multiply(&mut dz, slope);
         }
-        let mut db = vec![0f32; d_out];
-        for row in dz.chunks_exact(d_out) {
-            for (acc, v) in db.iter_mut().zip(row) {
-                *acc += v;
-            }
-        }
-        let dz = Tensor::from_vec(dz, (n, d_out), x.device())?;
-        let x2 = x.reshape((n, d_in))?;
-        let dx = dz.matmul(&w.t()?)?.reshape(x.shape())?;
-        let dw = x2.t()?.matmul(&dz)?;
+        let db = kernels::column_sums(&dz, d_out);
+        let mut dx = vec![0f32; n * d_in];
+        let mut dw = vec![0f32; d_in * d_out];
+        let dz_rows = kernels::rows(&dz, 0, d_out);
+        // dx = dz W^T.
+        with_values(w, "linear weight", |wv| {
+            let dst = MatMut {
+                data: &mut dx,
+                offset: 0,
+                row_stride: d_in,
+                col_stride: 1,
+            };
+            let w_t = kernels::transposed(wv, 0, d_out);
+            kernels::matmul((n, d_in, d_out), dst, false, dz_rows, w_t, 1.0)
+        })?;
+        // dW = x^T dz.
+        with_values(x, "linear x", |xv| {
+            let dst = MatMut {
+                data: &mut dw,
+                offset: 0,
+                row_stride: d_out,
+                col_stride: 1,
+            };
+            let x_t = kernels::transposed(xv, 0, d_in);
+            kernels::matmul((d_in, d_out, n), dst, false, x_t, dz_rows, 1.0)
+        })?;
         Ok((
-            Some(dx),
-            Some(dw),
-            Some(Tensor::from_vec(db, b.shape(), b.device())?),
+            Some(tensor(dx, x)?),
+            Some(tensor(dw, w)?),
+            Some(tensor(db, b)?),
         ))
     }
 }
@@ -571,7 +619,7 @@ pub fn linear(
         bias,
         LinearOp {
             activation,
-            pre_activation: Mutex::new(None),
+            slope: Mutex::new(None),
         },
     )
 }
