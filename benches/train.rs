@@ -239,17 +239,25 @@ fn bench_rl_heads(dropout: f64, warmup: u32, steps: u32) -> Result<()> {
 
 fn main() -> Result<()> {
     adlab::models::keep_freed_memory();
-    set_compute_threads(1);
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let threads = args
+        .iter()
+        .position(|a| a == "--threads")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(1);
+    set_compute_threads(threads);
+    let quick = args.iter().any(|a| a == "--quick");
     let (warmup, steps) = if quick { (1, 3) } else { (2, 15) };
-    println!("batch {BATCH}, d_model 128, 4 layers, 4 heads, d_ff 512, 1 compute thread, median of {steps} timed steps");
+    println!("batch {BATCH}, d_model 128, 4 layers, 4 heads, d_ff 512, {threads} compute thread(s), median of {steps} timed steps");
     println!("| model                        | step ms  | min ms   | cpu ms   | fwd ms   | bwd ms   | optim ms | tokens/s  | peak MiB |");
     println!("|------------------------------|----------|----------|----------|----------|----------|----------|-----------|----------|");
-    let filters: Vec<String> = std::env::args()
+    let filters: Vec<&String> = args
+        .iter()
         .skip(1)
-        .filter(|a| !a.starts_with("--"))
+        .filter(|a| !a.starts_with("--") && a.parse::<usize>().is_err())
         .collect();
-    let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+    let wanted =
+        |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
     for act in [Activation::Gelu, Activation::Relu, Activation::GeluTanh] {
         if wanted(&format!("causal_lm {}", act.hf_name())) {
             bench_causal_lm(act, warmup, steps)?;

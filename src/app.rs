@@ -114,7 +114,7 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
                 }
             };
             // Before the first tensor op: candle reads its thread settings once.
-            crate::models::set_compute_threads(loaded.typed.train.threads);
+            crate::models::set_compute_threads(loaded.typed.train.compute_threads());
             crate::interrupt::install();
             let outcome = job::run(&loaded, location, log)?;
             println!("{}", outcome.dir.path.display());
@@ -130,7 +130,7 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
             let cfg = &loaded.typed;
             let started = std::time::Instant::now();
             if cfg.task.is_rlhf() {
-                crate::models::set_compute_threads(cfg.train.threads);
+                crate::models::set_compute_threads(cfg.train.compute_threads());
                 let data = crate::pipeline::rlhf_run::rlhf_dataset(
                     &cfg.task,
                     &cfg.paths.data,
@@ -190,7 +190,7 @@ pub fn execute(cli: Cli, log: &RunLogSlot) -> Result<i32> {
         Command::Eval { run_dir, overrides } => {
             let ovs = config::parse_overrides(&overrides)?;
             let cfg = crate::pipeline::evaluate::run_config(&run_dir, &ovs)?;
-            crate::models::set_compute_threads(cfg.train.threads);
+            crate::models::set_compute_threads(cfg.train.compute_threads());
             crate::interrupt::install();
             let dir = crate::runs::RunDir::at(&run_dir)?;
             let summary = crate::pipeline::evaluate::evaluate_run(&cfg, &dir)?;

@@ -172,7 +172,7 @@ fn validate(c: &AdlabConfig, tree: &Node) -> Result<(), ConfigError> {
     if c.train.log_every == 0 {
         return fail("train.log_every", "at least 1");
     }
-    if c.train.threads == 0 {
+    if c.train.threads == crate::train::config::Threads::Count(0) {
         return fail("train.threads", "at least 1");
     }
     if let Some(e) = &c.eval {

@@ -213,8 +213,7 @@ pub fn activation_and_slope(act: Activation, z: f32) -> (f32, f32) {
             let t = 1.0 / (1.0 + 0.327_591_1 * a);
             let poly = t
                 * (0.254_829_6
-                    + t * (-0.284_496_74
-                        + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
+                    + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
             let density = exp(-a * a);
             let erf = (1.0 - poly * density).copysign(z);
             let cdf = 0.5 * (1.0 + erf);
@@ -320,7 +319,10 @@ pub fn softmax_prefix_rows(x: &mut [f32], keys: usize, first_visible: usize, sca
             masked.fill(0.0);
         }
     }
-    assert!(first_visible >= 1 && x.len() % keys == 0, "softmax_prefix_rows: bad shape");
+    assert!(
+        first_visible >= 1 && x.len() % keys == 0,
+        "softmax_prefix_rows: bad shape"
+    );
     dispatch!(run(x, keys, first_visible, scale))
 }
 
@@ -328,7 +330,10 @@ pub fn softmax_prefix_rows(x: &mut [f32], keys: usize, first_visible: usize, sca
 /// queries over `keys` keys; query `i` of a block (absolute position `keys - t + i`) sees
 /// keys `0..=keys - t + i`, and masked probabilities are exactly 0.
 pub fn causal_softmax_rows(x: &mut [f32], t: usize, keys: usize, scale: f32) {
-    assert!(t <= keys && x.len() % (t * keys) == 0, "causal_softmax_rows: bad shape");
+    assert!(
+        t <= keys && x.len() % (t * keys) == 0,
+        "causal_softmax_rows: bad shape"
+    );
     for block in x.chunks_exact_mut(t * keys) {
         softmax_prefix_rows(block, keys, keys - t + 1, scale);
     }
@@ -347,8 +352,44 @@ pub fn softmax_backward_rows(y: &[f32], g: &mut [f32], stride: usize, width: usi
             }
         }
     }
-    assert!(width <= stride, "softmax_backward_rows: width past the stride");
+    assert!(
+        width <= stride,
+        "softmax_backward_rows: width past the stride"
+    );
     dispatch!(run(y, g, stride, width))
+}
+
+/// Cross-entropy of each row of `logits` (`classes` wide) against `targets`, with label
+/// smoothing `e` (target distribution `(1 - e) one_hot + e / C`). Writes each row's loss
+/// into `loss` and turns `logits` into the row's softmax in place (the backward pass needs
+/// it).
+pub fn cross_entropy_rows(
+    logits: &mut [f32],
+    classes: usize,
+    targets: &[u32],
+    e: f32,
+    loss: &mut [f32],
+) {
+    #[inline(always)]
+    fn run(logits: &mut [f32], classes: usize, targets: &[u32], e: f32, loss: &mut [f32]) {
+        for ((row, &target), out) in logits.chunks_exact_mut(classes).zip(targets).zip(loss) {
+            let top = max(row);
+            let mean_logit = sum(row) / classes as f32;
+            let target_logit = row[target as usize];
+            for v in row.iter_mut() {
+                *v = exp(*v - top);
+            }
+            let total = sum(row);
+            let log_z = top + total.ln();
+            // -log p(target) = log Z - z_target; -mean_c log p(c) = log Z - mean_c z_c.
+            *out = (1.0 - e) * (log_z - target_logit) + e * (log_z - mean_logit);
+            let inv = 1.0 / total;
+            for v in row.iter_mut() {
+                *v *= inv;
+            }
+        }
+    }
+    dispatch!(run(logits, classes, targets, e, loss))
 }
 
 /// Reductions with eight partial results: a float loop with one running sum cannot be
@@ -391,7 +432,12 @@ fn max(v: &[f32]) -> f32 {
 fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
     let d = row.len() as f32;
     let mean = sum(row) / d;
-    let var = reduce8(row.len(), |i| (row[i] - mean) * (row[i] - mean), 0.0, |a, b| a + b) / d;
+    let var = reduce8(
+        row.len(),
+        |i| (row[i] - mean) * (row[i] - mean),
+        0.0,
+        |a, b| a + b,
+    ) / d;
     (mean, 1.0 / (var + eps).sqrt())
 }
 
@@ -484,7 +530,14 @@ mod tests {
             row_stride: 2,
             col_stride: 1,
         };
-        matmul((2, 2, 3), dst, true, rows(&a, 0, 3), transposed(&bt, 0, 3), 2.0);
+        matmul(
+            (2, 2, 3),
+            dst,
+            true,
+            rows(&a, 0, 3),
+            transposed(&bt, 0, 3),
+            2.0,
+        );
         // a . b = [[1-3, 2+2+1.5], [4-6, 8+5+3]] = [[-2, 5.5], [-2, 16]].
         assert_eq!(c, vec![10.0 - 4.0, 10.0 + 11.0, 10.0 - 4.0, 10.0 + 32.0]);
     }

@@ -27,13 +27,7 @@ pub fn masked_cross_entropy(
     label_smoothing: f64,
 ) -> Result<HeadLoss> {
     let total = mask_total(mask)?;
-    let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
-    let target_lp = log_probs.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?;
-    let mut per_position = target_lp.neg()?;
-    if label_smoothing > 0.0 {
-        let uniform = log_probs.mean(D::Minus1)?.neg()?;
-        per_position = ((per_position * (1.0 - label_smoothing))? + (uniform * label_smoothing)?)?;
-    }
+    let per_position = super::ops::cross_entropy(logits, targets, label_smoothing)?;
     let loss = (per_position * mask)?
         .sum_all()?
         .affine(1.0 / total as f64, 0.0)?;

@@ -252,7 +252,8 @@ impl CustomOp1 for ActivationOp {
 
 /// GPT-2's tanh-approximated GELU (`gelu_new`): `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
 pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(ActivationOp(Activation::GeluTanh))
+    x.contiguous()?
+        .apply_op1(ActivationOp(Activation::GeluTanh))
 }
 
 /// The exact GELU `x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))` (erf to 1.5e-7).
@@ -416,7 +417,14 @@ impl CustomOp1 for CausalAttentionOp {
                 }
                 .down(r0);
                 let p_block = kernels::rows(probs, bh * tt + r0 * t, t);
-                kernels::matmul((n, s.hd, r1), out, false, p_block, s.head(qkv, bi, hi, 2), 1.0);
+                kernels::matmul(
+                    (n, s.hd, r1),
+                    out,
+                    false,
+                    p_block,
+                    s.head(qkv, bi, hi, 2),
+                    1.0,
+                );
             }
         });
         *self.probs.lock().unwrap() = Some(probs);
@@ -498,6 +506,89 @@ pub fn causal_attention(qkv: &Tensor, n_heads: usize) -> Result<Tensor> {
         n_heads,
         probs: Mutex::new(None),
     })
+}
+
+struct CrossEntropyOp {
+    label_smoothing: f32,
+    /// Softmax of the logits, kept for the backward pass.
+    probs: Mutex<Option<Vec<f32>>>,
+}
+
+impl CustomOp2 for CrossEntropyOp {
+    fn name(&self) -> &'static str {
+        "adlab-cross-entropy"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, classes) = l1.shape().dims2()?;
+        let mut probs = f32_slice(s1, l1, "cross_entropy logits")?.to_vec();
+        let CpuStorage::U32(targets) = s2 else {
+            candle_core::bail!("cross_entropy: targets must be u32");
+        };
+        let Some((start, end)) = l2.contiguous_offsets() else {
+            candle_core::bail!("cross_entropy: targets must be contiguous");
+        };
+        let targets = &targets[start..end];
+        if targets.len() != n {
+            candle_core::bail!("cross_entropy: {} targets for {n} rows", targets.len());
+        }
+        if let Some(bad) = targets.iter().find(|&&c| c as usize >= classes) {
+            candle_core::bail!("cross_entropy: target {bad} out of {classes} classes");
+        }
+        let mut loss = vec![0f32; n];
+        kernels::cross_entropy_rows(
+            &mut probs,
+            classes,
+            targets,
+            self.label_smoothing,
+            &mut loss,
+        );
+        *self.probs.lock().unwrap() = Some(probs);
+        Ok((CpuStorage::F32(loss), Shape::from(n)))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let guard = self.probs.lock().unwrap();
+        let Some(probs) = guard.as_ref() else {
+            candle_core::bail!("cross_entropy: backward without forward state");
+        };
+        let classes = logits.dim(1)?;
+        let (targets, g) = (targets.to_vec1::<u32>()?, host(grad)?);
+        let e = self.label_smoothing;
+        // d loss_n / d z_nc = p_nc - (1 - e) [c = target_n] - e / C.
+        let mut dz = probs.clone();
+        for ((row, &target), &gn) in dz.chunks_exact_mut(classes).zip(&targets).zip(&g) {
+            row[target as usize] -= 1.0 - e;
+            for v in row.iter_mut() {
+                *v = gn * (*v - e / classes as f32);
+            }
+        }
+        Ok((Some(tensor(dz, logits)?), None))
+    }
+}
+
+/// Per-row cross-entropy `[N]` of `logits: [N, C]` against u32 `targets: [N]`, with label
+/// smoothing (target distribution `(1 - e) one_hot + e / C`).
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor, label_smoothing: f64) -> Result<Tensor> {
+    logits.contiguous()?.apply_op2(
+        &targets.contiguous()?,
+        CrossEntropyOp {
+            label_smoothing: label_smoothing as f32,
+            probs: Mutex::new(None),
+        },
+    )
 }
 
 struct LinearOp {
@@ -627,7 +718,7 @@ pub fn linear(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::{Device, Var, D};
 
     /// Checks d(sum(f(x) * proj))/dx against central differences for each input of `f`.
     fn check_gradients(inputs: &[Vec<f32>], shapes: &[&[usize]], f: &dyn Fn(&[Tensor]) -> Tensor) {
@@ -672,6 +763,204 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Deterministic values in about [-scale, scale].
+    fn values(n: usize, seed: usize, scale: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 500.0 - 1.0) * scale)
+            .collect()
+    }
+
+    /// Runs `fused` and `plain` (the same maths from candle's own differentiable ops) on the
+    /// same inputs and checks outputs and the gradients of `sum(out * proj)` agree to `tol`.
+    fn same_as_plain(
+        what: &str,
+        inputs: &[(Vec<f32>, Vec<usize>)],
+        fused: &dyn Fn(&[Tensor]) -> Tensor,
+        plain: &dyn Fn(&[Tensor]) -> Tensor,
+        tol: f32,
+    ) {
+        let dev = Device::Cpu;
+        let vars: Vec<Var> = inputs
+            .iter()
+            .map(|(v, s)| Var::from_vec(v.clone(), s.as_slice(), &dev).unwrap())
+            .collect();
+        let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let (a, b) = (fused(&ts), plain(&ts));
+        assert_eq!(a.dims(), b.dims(), "{what}: shapes");
+        let proj = Tensor::from_vec(values(a.elem_count(), 3, 1.0), a.shape(), &dev).unwrap();
+        let worst = |x: &Tensor, y: &Tensor| -> f32 {
+            let (x, y) = (host(x).unwrap(), host(y).unwrap());
+            x.iter()
+                .zip(&y)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f32::max)
+        };
+        let out_err = worst(&a, &b);
+        assert!(out_err < tol, "{what}: outputs differ by {out_err}");
+        let ga = (&a * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = (&b * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+        for (k, t) in ts.iter().enumerate() {
+            let (Some(x), Some(y)) = (ga.get(t), gb.get(t)) else {
+                panic!("{what}: input {k} got no gradient");
+            };
+            let err = worst(x, y);
+            assert!(err < tol, "{what}: gradients of input {k} differ by {err}");
+        }
+    }
+
+    #[test]
+    fn every_fused_op_matches_plain_candle_ops_forward_and_backward() {
+        let tol = 1e-5;
+        let (n, d) = (37, 24);
+        let x = (values(n * d, 1, 2.0), vec![n, d]);
+        let w = (values(d, 2, 1.0), vec![d]);
+        let b = (values(d, 5, 0.5), vec![d]);
+        same_as_plain(
+            "layer_norm",
+            &[x.clone(), w.clone(), b.clone()],
+            &|t| layer_norm(&t[0], &t[1], &t[2], 1e-5).unwrap(),
+            &|t| {
+                let c = t[0].broadcast_sub(&t[0].mean_keepdim(1).unwrap()).unwrap();
+                let var = c.sqr().unwrap().mean_keepdim(1).unwrap();
+                c.broadcast_div(&(var + 1e-5).unwrap().sqrt().unwrap())
+                    .unwrap()
+                    .broadcast_mul(&t[1])
+                    .unwrap()
+                    .broadcast_add(&t[2])
+                    .unwrap()
+            },
+            tol,
+        );
+        same_as_plain(
+            "add_bias",
+            &[x.clone(), b.clone()],
+            &|t| add_bias(&t[0], &t[1]).unwrap(),
+            &|t| t[0].broadcast_add(&t[1]).unwrap(),
+            tol,
+        );
+        let z = (values(n * d, 4, 3.0), vec![n, d]);
+        same_as_plain(
+            "gelu_tanh",
+            std::slice::from_ref(&z),
+            &|t| gelu_tanh(&t[0]).unwrap(),
+            &|t| t[0].gelu().unwrap(),
+            tol,
+        );
+        same_as_plain(
+            "gelu_erf",
+            std::slice::from_ref(&z),
+            &|t| gelu_erf(&t[0]).unwrap(),
+            &|t| t[0].gelu_erf().unwrap(),
+            tol,
+        );
+        // Softmax over 3 cached + 5 new positions: a -1e9 mask, then exp / sum.
+        let (q, keys) = (5, 8);
+        let mask: Vec<f32> = (0..q * keys)
+            .map(|i| {
+                if i % keys > keys - q + i / keys {
+                    -1e9
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (q, keys), &Device::Cpu).unwrap();
+        same_as_plain(
+            "causal_softmax",
+            &[(values(2 * q * keys, 6, 2.0), vec![2, q, keys])],
+            &|t| causal_softmax(&t[0]).unwrap(),
+            &|t| plain_causal_softmax(&t[0], &mask),
+            tol,
+        );
+        // 70 tokens: two query blocks, the second partial.
+        let (bsz, tt, heads, hd) = (2, 70, 2, 4);
+        let dm = heads * hd;
+        let tmask: Vec<f32> = (0..tt * tt)
+            .map(|i| if i % tt > i / tt { -1e9 } else { 0.0 })
+            .collect();
+        let tmask = Tensor::from_vec(tmask, (tt, tt), &Device::Cpu).unwrap();
+        same_as_plain(
+            "causal_attention",
+            &[(values(bsz * tt * 3 * dm, 7, 1.5), vec![bsz, tt, 3 * dm])],
+            &|t| causal_attention(&t[0], heads).unwrap(),
+            &|t| {
+                let (q, k, v) = split_heads(&t[0], heads).unwrap();
+                let scores =
+                    (q.matmul(&k.t().unwrap()).unwrap() * (1.0 / (hd as f64).sqrt())).unwrap();
+                plain_causal_softmax(&scores, &tmask)
+                    .matmul(&v)
+                    .unwrap()
+                    .transpose(1, 2)
+                    .unwrap()
+                    .reshape((bsz, tt, dm))
+                    .unwrap()
+            },
+            tol,
+        );
+        let lin_w = (values(d * 9, 8, 0.5), vec![d, 9]);
+        let lin_b = (values(9, 9, 0.5), vec![9]);
+        let x3 = (values(2 * n * d, 10, 1.0), vec![2, n, d]);
+        for act in [
+            None,
+            Some(Activation::Relu),
+            Some(Activation::Gelu),
+            Some(Activation::GeluTanh),
+        ] {
+            same_as_plain(
+                &format!("linear {act:?}"),
+                &[x3.clone(), lin_w.clone(), lin_b.clone()],
+                &|t| linear(&t[0], &t[1], &t[2], act).unwrap(),
+                &|t| {
+                    let z = t[0]
+                        .broadcast_matmul(&t[1])
+                        .unwrap()
+                        .broadcast_add(&t[2])
+                        .unwrap();
+                    match act {
+                        None => z,
+                        Some(Activation::Relu) => z.relu().unwrap(),
+                        Some(Activation::Gelu) => z.gelu_erf().unwrap(),
+                        Some(Activation::GeluTanh) => z.gelu().unwrap(),
+                    }
+                },
+                tol,
+            );
+        }
+        let classes = 11;
+        let targets: Vec<u32> = (0..n as u32).map(|i| i * 7 % classes as u32).collect();
+        let targets = Tensor::new(targets.as_slice(), &Device::Cpu).unwrap();
+        for e in [0.0, 0.1] {
+            same_as_plain(
+                &format!("cross_entropy smoothing {e}"),
+                &[(values(n * classes, 11, 4.0), vec![n, classes])],
+                &|t| cross_entropy(&t[0], &targets, e).unwrap(),
+                &|t| {
+                    let z = &t[0];
+                    let shifted = z.broadcast_sub(&z.max_keepdim(1).unwrap()).unwrap();
+                    let log_z = shifted
+                        .exp()
+                        .unwrap()
+                        .sum_keepdim(1)
+                        .unwrap()
+                        .log()
+                        .unwrap();
+                    let lp = shifted.broadcast_sub(&log_z).unwrap();
+                    let target_lp = lp.gather(&targets.unsqueeze(1).unwrap(), 1).unwrap();
+                    let nll = target_lp.squeeze(1).unwrap().neg().unwrap();
+                    let uniform = lp.mean(1).unwrap().neg().unwrap();
+                    ((nll * (1.0 - e)).unwrap() + (uniform * e).unwrap()).unwrap()
+                },
+                tol,
+            );
+        }
+    }
+
+    /// Softmax over the last dimension after adding `mask` (0 or -1e9), from plain ops.
+    fn plain_causal_softmax(scores: &Tensor, mask: &Tensor) -> Tensor {
+        let e = scores.broadcast_add(mask).unwrap().exp().unwrap();
+        e.broadcast_div(&e.sum_keepdim(D::Minus1).unwrap()).unwrap()
     }
 
     #[test]

@@ -16,10 +16,12 @@ use crate::optim::{AdamW, Gradients, OptimizerConfig};
 use crate::runs::RunDir;
 use crate::tasks::Split;
 use anyhow::{Context, Result};
+use candle_core::backprop::GradStore;
 use candle_core::Tensor;
+use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::cell::OnceCell;
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 /// Metrics of a batch (or a mean over batches) in plain numbers; `None` = does not apply.
@@ -52,8 +54,8 @@ pub fn mean_over_batches<S>(
 /// validation scores the same windows.
 #[derive(Debug, Default)]
 pub struct ValidationStarts {
-    train: OnceCell<Vec<WindowStart>>,
-    test: OnceCell<Vec<WindowStart>>,
+    train: OnceLock<Vec<WindowStart>>,
+    test: OnceLock<Vec<WindowStart>>,
 }
 
 impl ValidationStarts {
@@ -129,6 +131,17 @@ pub trait Learner {
         data_rng: &mut ChaCha8Rng,
         dropout_rng: &mut ChaCha8Rng,
     ) -> Result<(Tensor, BatchMetrics)>;
+    /// Gradients and metrics of `dropout_rngs.len()` training micro-batches of `size`
+    /// windows, drawn in turn with `data_rng`; micro-batch i's dropout draws from
+    /// `dropout_rngs[i]`. Up to `workers` threads compute them side by side; what each
+    /// micro-batch computes does not depend on `workers`.
+    fn train_micro_batches(
+        &mut self,
+        size: usize,
+        data_rng: &mut ChaCha8Rng,
+        dropout_rngs: &mut [ChaCha8Rng],
+        workers: usize,
+    ) -> Result<Vec<(GradStore, BatchMetrics)>>;
     /// Mean metrics over the fixed validation windows of `split` (test: held-out tasks;
     /// train: training tasks, for the memorisation gap), without dropout.
     fn validate(
@@ -165,7 +178,11 @@ pub trait WindowLearner {
     }
 }
 
-impl<L: WindowLearner> Learner for L {
+impl<L> Learner for L
+where
+    L: WindowLearner + Sync,
+    <L::Windows as Windows>::Batch: Send + Sync,
+{
     fn params(&self) -> ParamSet {
         WindowLearner::params(self)
     }
@@ -178,6 +195,49 @@ impl<L: WindowLearner> Learner for L {
     ) -> Result<(Tensor, BatchMetrics)> {
         let w = self.windows().0.sample_train(data_rng, size)?;
         self.evaluate(&w, Some(dropout_rng))
+    }
+
+    fn train_micro_batches(
+        &mut self,
+        size: usize,
+        data_rng: &mut ChaCha8Rng,
+        dropout_rngs: &mut [ChaCha8Rng],
+        workers: usize,
+    ) -> Result<Vec<(GradStore, BatchMetrics)>> {
+        let batches = dropout_rngs
+            .iter()
+            .map(|_| self.windows().0.sample_train(data_rng, size))
+            .collect::<Result<Vec<_>>>()?;
+        let this = &*self;
+        let one = |batch, rng: &mut ChaCha8Rng| -> Result<(GradStore, BatchMetrics)> {
+            let (loss, m) = this.evaluate(batch, Some(rng))?;
+            Ok((loss.backward()?, m))
+        };
+        let jobs: Vec<_> = batches.iter().zip(dropout_rngs.iter_mut()).collect();
+        if workers <= 1 || jobs.len() <= 1 {
+            return jobs.into_iter().map(|(b, rng)| one(b, rng)).collect();
+        }
+        // Contiguous shares, one per worker; results come back in micro-batch order.
+        let share = jobs.len().div_ceil(workers);
+        let mut jobs = jobs;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = std::iter::from_fn(|| {
+                (!jobs.is_empty()).then(|| jobs.drain(..share.min(jobs.len())).collect::<Vec<_>>())
+            })
+            .map(|part| {
+                scope.spawn(move || {
+                    part.into_iter()
+                        .map(|(b, rng)| one(b, rng))
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+            let mut out = Vec::new();
+            for h in handles {
+                out.extend(h.join().expect("a training worker panicked")?);
+            }
+            Ok(out)
+        })
     }
 
     fn validate(
@@ -264,6 +324,7 @@ pub fn train(
     let mut last_train = None;
     let mut last_val = None;
     let micro = t.batch_size / t.grad_accum;
+    let workers = t.workers();
     // The learner's extra checkpoint files do not change during training.
     let extras = learner.checkpoint_extras()?;
     let save = |step: u64,
@@ -293,10 +354,22 @@ pub fn train(
         }
         let lr = schedule.lr_at(step - 1);
         let mut grads: Option<Gradients> = None;
-        for _ in 0..t.grad_accum {
-            let (loss, m) = learner.train_batch(micro, &mut data_rng, &mut dropout_rng)?;
+        // One micro-batch draws dropout from the run's stream itself; several draw from
+        // streams seeded from it, so that they can run side by side in any order.
+        let mut micro_rngs: Vec<ChaCha8Rng> = if t.grad_accum > 1 {
+            (0..t.grad_accum)
+                .map(|_| ChaCha8Rng::seed_from_u64(dropout_rng.next_u64()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let rngs = if t.grad_accum > 1 {
+            &mut micro_rngs[..]
+        } else {
+            std::slice::from_mut(&mut dropout_rng)
+        };
+        for (store, m) in learner.train_micro_batches(micro, &mut data_rng, rngs, workers)? {
             ensure_finite("training loss", m.loss as f32, step)?;
-            let store = loss.backward()?;
             match grads.as_mut() {
                 None => grads = Some(Gradients::from_store(&store, &params)?),
                 Some(g) => g.accumulate(&store, &params)?,
