@@ -3,10 +3,16 @@
 //! optimizer (gradient copy + clipping + AdamW) as medians over the timed steps, the fastest
 //! step, CPU time per step (the cost on a dedicated core: robust to other processes on a
 //! shared machine), tokens per second (from the median), and peak resident memory (VmHWM,
-//! cumulative over the rows above). Target: a causal_lm step no slower than PyTorch CPU eager at one thread
-//! (~133 ms).
+//! cumulative over the rows above). Each row also gives the model's parameters, its FLOP per
+//! training step (3 x the forward pass's matrix products, attention counted dense), the
+//! achieved GFLOP/s and its fraction of this machine's matmul peak, measured first with a
+//! 1024^3 product through the same `gemm` path the models use: the fraction is what is left
+//! to gain.
 //!
-//! Run: `cargo bench --bench train` (add `-- --quick` for fewer steps).
+//! `benches/torch_twin.py` is the same benchmark in PyTorch eager, for side-by-side figures.
+//!
+//! Run: `taskset -c 0 cargo bench --bench train` (`-- --quick` for fewer steps, `-- --threads
+//! N` for N compute threads, and row-name filters such as `-- "rl_heads sar dropout 0.1"`).
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -89,20 +95,64 @@ fn median(v: &[f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// What one training step of a model costs in arithmetic.
+struct Cost {
+    params: usize,
+    tokens: usize,
+    /// FLOP of one training step: 3 x the forward pass's matrix products.
+    flop: f64,
+}
+
 impl Timing {
-    fn row(&self, name: &str, tokens_per_step: usize) {
+    fn row(&self, name: &str, cost: &Cost, peak_gflops: f64) {
         let total = median(&self.total);
         let best = self.total.iter().copied().fold(f64::INFINITY, f64::min);
+        let gflops = cost.flop / (total / 1e3) / 1e9;
         println!(
-            "| {name:<28} | {total:>8.1} | {best:>8.1} | {:>8.1} | {:>8.1} | {:>8.1} | {:>8.1} | {:>9.0} | {:>8.0} |",
+            "| {name:<26} | {total:>7.1} | {best:>7.1} | {:>7.1} | {:>7.1} | {:>7.1} | {:>6.1} | {:>7.0} | {:>6.0} | {:>8} | {:>6.2} | {gflops:>6.1} | {:>5.0}% |",
             self.cpu,
             median(&self.forward),
             median(&self.backward),
             median(&self.optimizer),
-            tokens_per_step as f64 / (total / 1e3),
-            peak_rss_mib()
+            cost.tokens as f64 / (total / 1e3),
+            peak_rss_mib(),
+            cost.params,
+            cost.flop / 1e9,
+            100.0 * gflops / peak_gflops,
         );
     }
+}
+
+/// Forward FLOP of the shared trunk over `tokens` tokens in sequences of `t`: the four
+/// projections, and the two attention products (dense: T x T per head).
+fn trunk_forward_flop(tokens: usize, t: usize) -> f64 {
+    let (d, ff, layers) = (128.0, 512.0, 4.0);
+    let projections = 2.0 * (d * 3.0 * d + d * d + 2.0 * d * ff);
+    let attention = 2.0 * 2.0 * t as f64 * d;
+    layers * tokens as f64 * (projections + attention)
+}
+
+/// The matmul peak of this machine in GFLOP/s: the best of a few 1024^3 products through
+/// `adlab::models::kernels::matmul` (the path every model product takes).
+fn matmul_peak_gflops() -> f64 {
+    use adlab::models::kernels::{matmul, rows, MatMut};
+    let n = 1024;
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
+    let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 * 0.1).collect();
+    let mut c = vec![0f32; n * n];
+    let mut best = f64::INFINITY;
+    for _ in 0..12 {
+        let t0 = Instant::now();
+        let dst = MatMut {
+            data: &mut c,
+            offset: 0,
+            row_stride: n,
+            col_stride: 1,
+        };
+        matmul((n, n, n), dst, false, rows(&a, 0, n), rows(&b, 0, n), 1.0);
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    2.0 * (n * n * n) as f64 / best / 1e9
 }
 
 /// Times `steps` training steps after `warmup` untimed ones. `forward` returns the loss.
@@ -140,7 +190,7 @@ fn time_steps(
     Ok(timing)
 }
 
-fn bench_causal_lm(activation: Activation, warmup: u32, steps: u32) -> Result<()> {
+fn bench_causal_lm(activation: Activation, warmup: u32, steps: u32, peak: f64) -> Result<()> {
     let cfg = CausalLmConfig {
         name: "causal_lm".into(),
         d_model: 128,
@@ -168,14 +218,18 @@ fn bench_causal_lm(activation: Activation, warmup: u32, steps: u32) -> Result<()
         let logits = model.forward(&inputs, None)?;
         Ok(model.loss(&logits, &targets, &mask)?.loss)
     })?;
-    timing.row(
-        &format!("causal_lm {}", activation.hf_name()),
-        BATCH * LM_CONTEXT,
-    );
+    let tokens = BATCH * LM_CONTEXT;
+    let lm_head = 2.0 * tokens as f64 * 128.0 * VOCAB as f64;
+    let cost = Cost {
+        params: model.params().numel(),
+        tokens,
+        flop: 3.0 * (trunk_forward_flop(tokens, LM_CONTEXT) + lm_head),
+    };
+    timing.row(&format!("causal_lm {}", activation.hf_name()), &cost, peak);
     Ok(())
 }
 
-fn bench_rl_heads(dropout: f64, warmup: u32, steps: u32) -> Result<()> {
+fn bench_rl_heads(dropout: f64, warmup: u32, steps: u32, peak: f64) -> Result<()> {
     let cfg = RlHeadsConfig {
         name: "rl_heads".into(),
         d_model: 128,
@@ -230,10 +284,15 @@ fn bench_rl_heads(dropout: f64, warmup: u32, steps: u32) -> Result<()> {
         let out = model.forward(&batch, Some(&mut dropout_rng))?;
         Ok(model.loss(&out, &batch)?.total)
     })?;
-    timing.row(
-        &format!("rl_heads sar dropout {dropout}"),
-        BATCH * RL_STEPS * 3,
-    );
+    let tokens = BATCH * RL_STEPS * 3;
+    // Heads read one token per step each: action (5), reward (2), next state (81), logprob (1).
+    let heads = 2.0 * (BATCH * RL_STEPS) as f64 * 128.0 * (5.0 + 2.0 + 81.0 + 1.0);
+    let cost = Cost {
+        params: model.params().numel(),
+        tokens,
+        flop: 3.0 * (trunk_forward_flop(tokens, 3 * RL_STEPS) + heads),
+    };
+    timing.row(&format!("rl_heads sar dropout {dropout}"), &cost, peak);
     Ok(())
 }
 
@@ -249,8 +308,10 @@ fn main() -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let (warmup, steps) = if quick { (1, 3) } else { (2, 15) };
     println!("batch {BATCH}, d_model 128, 4 layers, 4 heads, d_ff 512, {threads} compute thread(s), median of {steps} timed steps");
-    println!("| model                        | step ms  | min ms   | cpu ms   | fwd ms   | bwd ms   | optim ms | tokens/s  | peak MiB |");
-    println!("|------------------------------|----------|----------|----------|----------|----------|----------|-----------|----------|");
+    let peak = matmul_peak_gflops();
+    println!("matmul peak (1024^3 through the models' gemm path): {peak:.1} GFLOP/s");
+    println!("| model                      | step ms | min ms  | cpu ms  | fwd ms  | bwd ms  | opt ms | tok/s   | MiB    | params   | GFLOP  | GFLOP/s | peak  |");
+    println!("|----------------------------|---------|---------|---------|---------|---------|--------|---------|--------|----------|--------|---------|-------|");
     let filters: Vec<&String> = args
         .iter()
         .skip(1)
@@ -260,12 +321,12 @@ fn main() -> Result<()> {
         |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
     for act in [Activation::Gelu, Activation::Relu, Activation::GeluTanh] {
         if wanted(&format!("causal_lm {}", act.hf_name())) {
-            bench_causal_lm(act, warmup, steps)?;
+            bench_causal_lm(act, warmup, steps, peak)?;
         }
     }
     for p in [0.1, 0.0] {
         if wanted(&format!("rl_heads sar dropout {p}")) {
-            bench_rl_heads(p, warmup, steps)?;
+            bench_rl_heads(p, warmup, steps, peak)?;
         }
     }
     Ok(())

@@ -262,6 +262,19 @@ pub fn activation_backward(act: Activation, z: &[f32], g: &mut [f32]) {
     dispatch!(run(act, z, g))
 }
 
+/// Inverted-dropout mask: `keep` where `bits[i] > threshold`, else 0.
+pub fn dropout_mask(bits: &[u32], threshold: u32, keep: f32) -> Vec<f32> {
+    #[inline(always)]
+    fn run(bits: &[u32], threshold: u32, keep: f32, mask: &mut [f32]) {
+        for (m, &b) in mask.iter_mut().zip(bits) {
+            *m = if b > threshold { keep } else { 0.0 };
+        }
+    }
+    let mut mask = vec![0f32; bits.len()];
+    dispatch!(run(bits, threshold, keep, &mut mask));
+    mask
+}
+
 /// `g[i] *= slope[i]`.
 pub fn multiply(g: &mut [f32], slope: &[f32]) {
     #[inline(always)]

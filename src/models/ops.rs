@@ -508,6 +508,43 @@ pub fn causal_attention(qkv: &Tensor, n_heads: usize) -> Result<Tensor> {
     })
 }
 
+/// Inverted dropout with a given mask (`0` or `1 / (1 - p)` per element).
+struct DropoutOp {
+    mask: Vec<f32>,
+}
+
+impl CustomOp1 for DropoutOp {
+    fn name(&self) -> &'static str {
+        "adlab-dropout"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let mut y = f32_slice(storage, layout, "dropout")?.to_vec();
+        if y.len() != self.mask.len() {
+            candle_core::bail!(
+                "dropout: {} values for a mask of {}",
+                y.len(),
+                self.mask.len()
+            );
+        }
+        kernels::multiply(&mut y, &self.mask);
+        Ok((CpuStorage::F32(y), layout.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let mut g = host(grad)?;
+        kernels::multiply(&mut g, &self.mask);
+        Ok(Some(tensor(g, arg)?))
+    }
+}
+
+/// Inverted dropout of `x`: element i is kept (and scaled by `1 / (1 - p)`) when
+/// `bits[i]`, a uniform u32, exceeds `p * 2^32`; else zeroed. One graph node.
+pub fn dropout_with_bits(x: &Tensor, p: f64, bits: &[u32]) -> Result<Tensor> {
+    let mask = kernels::dropout_mask(bits, (p * u32::MAX as f64) as u32, 1.0 / (1.0 - p) as f32);
+    x.contiguous()?.apply_op1(DropoutOp { mask })
+}
+
 struct CrossEntropyOp {
     label_smoothing: f32,
     /// Softmax of the logits, kept for the backward pass.
