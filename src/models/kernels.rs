@@ -333,7 +333,7 @@ pub fn softmax_prefix_rows(x: &mut [f32], keys: usize, first_visible: usize, sca
         }
     }
     assert!(
-        first_visible >= 1 && x.len() % keys == 0,
+        first_visible >= 1 && x.len().is_multiple_of(keys),
         "softmax_prefix_rows: bad shape"
     );
     dispatch!(run(x, keys, first_visible, scale))
@@ -344,7 +344,7 @@ pub fn softmax_prefix_rows(x: &mut [f32], keys: usize, first_visible: usize, sca
 /// keys `0..=keys - t + i`, and masked probabilities are exactly 0.
 pub fn causal_softmax_rows(x: &mut [f32], t: usize, keys: usize, scale: f32) {
     assert!(
-        t <= keys && x.len() % (t * keys) == 0,
+        t <= keys && x.len().is_multiple_of(t * keys),
         "causal_softmax_rows: bad shape"
     );
     for block in x.chunks_exact_mut(t * keys) {
