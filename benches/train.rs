@@ -229,7 +229,13 @@ fn bench_causal_lm(activation: Activation, warmup: u32, steps: u32, peak: f64) -
     Ok(())
 }
 
-fn bench_rl_heads(dropout: f64, warmup: u32, steps: u32, peak: f64) -> Result<()> {
+fn bench_rl_heads(
+    layout: TokenLayout,
+    dropout: f64,
+    warmup: u32,
+    steps: u32,
+    peak: f64,
+) -> Result<()> {
     let cfg = RlHeadsConfig {
         name: "rl_heads".into(),
         d_model: 128,
@@ -238,7 +244,7 @@ fn bench_rl_heads(dropout: f64, warmup: u32, steps: u32, peak: f64) -> Result<()
         d_ff: 512,
         context_steps: RL_STEPS,
         min_context: 0,
-        layout: TokenLayout::Sar,
+        layout,
         state_embedding: StateEmbeddingKind::Table,
         position: PositionEmbedding::PerToken,
         activation: Activation::Gelu,
@@ -284,16 +290,26 @@ fn bench_rl_heads(dropout: f64, warmup: u32, steps: u32, peak: f64) -> Result<()
         let out = model.forward(&batch, Some(&mut dropout_rng))?;
         Ok(model.loss(&out, &batch)?.total)
     })?;
-    let tokens = BATCH * RL_STEPS * 3;
-    // Heads read one token per step each: action (5), reward (2), next state (81), logprob (1).
+    let per_step = model.tokens_per_step();
+    let tokens = BATCH * RL_STEPS * per_step;
+    // One hidden state per step feeds each head: action (5), reward (2), next state (81),
+    // logprob (1).
     let heads = 2.0 * (BATCH * RL_STEPS) as f64 * 128.0 * (5.0 + 2.0 + 81.0 + 1.0);
     let cost = Cost {
         params: model.params().numel(),
         tokens,
-        flop: 3.0 * (trunk_forward_flop(tokens, 3 * RL_STEPS) + heads),
+        flop: 3.0 * (trunk_forward_flop(tokens, per_step * RL_STEPS) + heads),
     };
-    timing.row(&format!("rl_heads sar dropout {dropout}"), &cost, peak);
+    timing.row(&rl_row_name(layout, dropout), &cost, peak);
     Ok(())
+}
+
+fn rl_row_name(layout: TokenLayout, dropout: f64) -> String {
+    let layout = match layout {
+        TokenLayout::Sar => "sar",
+        TokenLayout::Fused => "fused",
+    };
+    format!("rl_heads {layout} dropout {dropout}")
 }
 
 fn main() -> Result<()> {
@@ -324,9 +340,13 @@ fn main() -> Result<()> {
             bench_causal_lm(act, warmup, steps, peak)?;
         }
     }
-    for p in [0.1, 0.0] {
-        if wanted(&format!("rl_heads sar dropout {p}")) {
-            bench_rl_heads(p, warmup, steps, peak)?;
+    for (layout, p) in [
+        (TokenLayout::Sar, 0.1),
+        (TokenLayout::Sar, 0.0),
+        (TokenLayout::Fused, 0.1),
+    ] {
+        if wanted(&rl_row_name(layout, p)) {
+            bench_rl_heads(layout, p, warmup, steps, peak)?;
         }
     }
     Ok(())

@@ -109,6 +109,26 @@ fn same_seed_gives_the_same_metrics() {
 }
 
 #[test]
+fn micro_batches_on_two_threads_give_the_numbers_of_one_thread() {
+    let s = Scratch::new();
+    let run = |threads: &str| -> Vec<String> {
+        let args = tiny(&[
+            "train.steps=10",
+            "train.grad_accum=2",
+            "model.dropout=0.1",
+            threads,
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let dir = PathBuf::from(stdout_of(s.adlab_with_paths("run", &args)).trim());
+        train_losses(&dir)
+    };
+    let one = run("train.threads=1");
+    assert!(one.len() >= 2, "{one:?}");
+    assert_eq!(one, run("train.threads=2"));
+    assert_eq!(one, run("train.threads=auto"));
+}
+
+#[test]
 fn a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one() {
     let s = Scratch::new();
     // Long enough that the poll below (every 5 ms) sees step 40 well before the end.

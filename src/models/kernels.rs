@@ -9,7 +9,38 @@
 //! Nothing here allocates tensors or knows about autograd: inputs are slices, outputs are
 //! written in place.
 
-use super::ops::Activation;
+use serde::{Deserialize, Serialize};
+
+/// MLP non-linearity. `gelu_tanh` is GPT-2's `gelu_new` (needed for pretrained fidelity);
+/// `gelu` is the exact erf form; `relu` is the cheapest. Both GELUs are computed here
+/// (candle's are 3-10x slower on CPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    Relu,
+    Gelu,
+    GeluTanh,
+}
+
+impl Activation {
+    /// The Hugging Face `activation_function` string.
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Gelu => "gelu",
+            Activation::GeluTanh => "gelu_new",
+        }
+    }
+
+    pub fn from_hf_name(name: &str) -> Option<Self> {
+        match name {
+            "relu" => Some(Activation::Relu),
+            "gelu" => Some(Activation::Gelu),
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Some(Activation::GeluTanh),
+            _ => None,
+        }
+    }
+}
 
 /// Runs `$body` (a call of an `#[inline(always)]` function) compiled with AVX2 + FMA when the
 /// CPU has them, else as compiled for the baseline target.

@@ -21,21 +21,10 @@
 //! second-order gradients). Each is checked against finite differences and against the same
 //! maths composed from plain candle ops, forward and backward.
 
+pub use super::kernels::Activation;
 use super::kernels::{self, MatMut, MatRef};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
-use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
-
-/// MLP non-linearity. `gelu_tanh` is GPT-2's `gelu_new` (needed for pretrained fidelity);
-/// `gelu` is the exact erf form; `relu` is the cheapest. Both GELUs are adlab's own ops
-/// (below): candle's are 3-10x slower on CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Activation {
-    Relu,
-    Gelu,
-    GeluTanh,
-}
 
 impl Activation {
     pub fn apply(self, x: &Tensor) -> Result<Tensor> {
@@ -43,24 +32,6 @@ impl Activation {
             Activation::Relu => x.relu(),
             Activation::Gelu => gelu_erf(x),
             Activation::GeluTanh => gelu_tanh(x),
-        }
-    }
-
-    /// The Hugging Face `activation_function` string.
-    pub fn hf_name(self) -> &'static str {
-        match self {
-            Activation::Relu => "relu",
-            Activation::Gelu => "gelu",
-            Activation::GeluTanh => "gelu_new",
-        }
-    }
-
-    pub fn from_hf_name(name: &str) -> Option<Self> {
-        match name {
-            "relu" => Some(Activation::Relu),
-            "gelu" => Some(Activation::Gelu),
-            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Some(Activation::GeluTanh),
-            _ => None,
         }
     }
 }
