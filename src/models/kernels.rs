@@ -293,6 +293,43 @@ pub fn activation_backward(act: Activation, z: &[f32], g: &mut [f32]) {
     dispatch!(run(act, z, g))
 }
 
+/// `acc[i] += x[i]`.
+pub fn add_assign(acc: &mut [f32], x: &[f32]) {
+    #[inline(always)]
+    fn run(acc: &mut [f32], x: &[f32]) {
+        for (a, v) in acc.iter_mut().zip(x) {
+            *a += v;
+        }
+    }
+    dispatch!(run(acc, x))
+}
+
+/// One AdamW update of `theta` from gradient `g`, moments `m` and `v` updated in place
+/// (PyTorch's formula; `decay` is `1 - lr * weight_decay`, or 1 where none applies).
+pub struct AdamStep {
+    pub beta1: f32,
+    pub beta2: f32,
+    pub step_size: f32,
+    pub bias2_sqrt: f32,
+    pub eps: f32,
+    pub decay: f32,
+}
+
+pub fn adamw_update(s: &AdamStep, theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
+    #[inline(always)]
+    fn run(s: &AdamStep, theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
+        let n = theta.len().min(m.len()).min(v.len()).min(g.len());
+        let (theta, m, v, g) = (&mut theta[..n], &mut m[..n], &mut v[..n], &g[..n]);
+        for j in 0..n {
+            m[j] = s.beta1 * m[j] + (1.0 - s.beta1) * g[j];
+            v[j] = s.beta2 * v[j] + (1.0 - s.beta2) * g[j] * g[j];
+            let denom = v[j].sqrt() / s.bias2_sqrt + s.eps;
+            theta[j] = theta[j] * s.decay - s.step_size * m[j] / denom;
+        }
+    }
+    dispatch!(run(s, theta, m, v, g))
+}
+
 /// Inverted-dropout mask: `keep` where `bits[i] > threshold`, else 0.
 pub fn dropout_mask(bits: &[u32], threshold: u32, keep: f32) -> Vec<f32> {
     #[inline(always)]

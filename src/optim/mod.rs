@@ -12,6 +12,7 @@
 pub mod clip;
 pub mod schedule;
 
+use crate::models::kernels::{adamw_update, AdamStep};
 use crate::models::ParamSet;
 use anyhow::{bail, Context, Result};
 use candle_core::backprop::GradStore;
@@ -122,9 +123,7 @@ impl Gradients {
                     .flatten_all()?
                     .to_vec1::<f32>()
                     .with_context(|| format!("reading the gradient of `{name}`"))?;
-                for (a, x) in acc.iter_mut().zip(g) {
-                    *a += x;
-                }
+                crate::models::kernels::add_assign(acc, &g);
             }
         }
         Ok(())
@@ -224,17 +223,21 @@ impl AdamW {
             } else {
                 1.0
             };
-            let (m, v, g) = (
+            let step = AdamStep {
+                beta1: b1,
+                beta2: b2,
+                step_size,
+                bias2_sqrt,
+                eps,
+                decay,
+            };
+            adamw_update(
+                &step,
+                &mut theta,
                 &mut self.exp_avg[i],
                 &mut self.exp_avg_sq[i],
                 &grads.per_param[i],
             );
-            for j in 0..theta.len() {
-                m[j] = b1 * m[j] + (1.0 - b1) * g[j];
-                v[j] = b2 * v[j] + (1.0 - b2) * g[j] * g[j];
-                let denom = v[j].sqrt() / bias2_sqrt + eps;
-                theta[j] = theta[j] * decay - step_size * m[j] / denom;
-            }
             var.set(&Tensor::from_vec(theta, var.shape(), &Device::Cpu)?)?;
         }
         Ok(())
