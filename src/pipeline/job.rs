@@ -43,13 +43,15 @@ pub fn run(loaded: &LoadedConfig, location: RunLocation, log: &RunLogSlot) -> Re
     if let Some(prev) = &previous {
         meta.attempts = prev.attempts + 1;
     }
+    // The record first: a process killed before its config is written still leaves a
+    // directory that `--run-dir` knows as adlab's, and starts again (`classify_run_dir`).
+    dir.write_meta(&meta)?;
     crate::fsutil::write_atomic(&dir.config_path(), loaded.yaml().as_bytes())?;
     let overrides: Vec<String> = loaded.overrides.iter().map(|o| o.text.clone()).collect();
     crate::fsutil::write_atomic(
         &dir.overrides_path(),
         serde_yaml_ng::to_string(&overrides)?.as_bytes(),
     )?;
-    dir.write_meta(&meta)?;
     tracing::info!("run directory: {}", dir.path.display());
     // A second Ctrl-C exits at once; the run must not stay `running` behind it.
     let forced = dir.clone();

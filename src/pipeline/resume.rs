@@ -49,6 +49,11 @@ pub fn classify_run_dir(path: &Path) -> Result<RunDirRequest> {
                 path.display()
             )
         })?;
+        if !run.config_path().is_file() && !run.checkpoint_dir().exists() {
+            // adlab's record of a run killed before it wrote its config: nothing was
+            // trained, so it starts again with the config given now.
+            return Ok(RunDirRequest::Fresh(path.to_path_buf()));
+        }
         if !run.config_path().is_file() {
             bail!(
                 "--run-dir {}: the run has no config.yaml, so it cannot be continued with its own \
@@ -372,5 +377,21 @@ mod tests {
         std::fs::write(new.join("meta.json"), "{\"format_version\": 1}").unwrap();
         let e = format!("{:#}", classify_run_dir(&new).unwrap_err());
         assert!(e.contains("not an adlab run record"), "{e}");
+    }
+
+    #[test]
+    fn a_run_killed_before_writing_its_config_starts_again() {
+        let d = tempfile::tempdir().unwrap();
+        let run = RunDir::at(d.path().join("job")).unwrap();
+        run.write_meta(&RunMeta::start(Some("cpu".into()))).unwrap();
+        assert!(matches!(
+            classify_run_dir(&run.path).unwrap(),
+            RunDirRequest::Fresh(_)
+        ));
+        std::fs::write(run.config_path(), "seed: 0\n").unwrap();
+        assert!(matches!(
+            classify_run_dir(&run.path).unwrap(),
+            RunDirRequest::Continue(_)
+        ));
     }
 }
