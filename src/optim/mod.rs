@@ -129,6 +129,13 @@ impl Gradients {
         Ok(())
     }
 
+    /// Adds another micro-batch's gradients (the same parameter set).
+    pub fn add(&mut self, other: &Gradients) {
+        for (acc, g) in self.per_param.iter_mut().zip(&other.per_param) {
+            crate::models::kernels::add_assign(acc, g);
+        }
+    }
+
     pub fn scale(&mut self, factor: f32) {
         for g in &mut self.per_param {
             for x in g.iter_mut() {

@@ -16,7 +16,6 @@ use crate::optim::{AdamW, Gradients, OptimizerConfig};
 use crate::runs::RunDir;
 use crate::tasks::Split;
 use anyhow::{Context, Result};
-use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -131,17 +130,18 @@ pub trait Learner {
         data_rng: &mut ChaCha8Rng,
         dropout_rng: &mut ChaCha8Rng,
     ) -> Result<(Tensor, BatchMetrics)>;
-    /// Gradients and metrics of `dropout_rngs.len()` training micro-batches of `size`
-    /// windows, drawn in turn with `data_rng`; micro-batch i's dropout draws from
+    /// Parameter gradients and metrics of `dropout_rngs.len()` training micro-batches of
+    /// `size` windows, drawn in turn with `data_rng`; micro-batch i's dropout draws from
     /// `dropout_rngs[i]`. Up to `workers` threads compute them side by side; what each
-    /// micro-batch computes does not depend on `workers`.
+    /// micro-batch computes does not depend on `workers`. Only parameter gradients are kept
+    /// (host copies), so micro-batches still bound memory as gradient accumulation should.
     fn train_micro_batches(
         &mut self,
         size: usize,
         data_rng: &mut ChaCha8Rng,
         dropout_rngs: &mut [ChaCha8Rng],
         workers: usize,
-    ) -> Result<Vec<(GradStore, BatchMetrics)>>;
+    ) -> Result<Vec<(Gradients, BatchMetrics)>>;
     /// Mean metrics over the fixed validation windows of `split` (test: held-out tasks;
     /// train: training tasks, for the memorisation gap), without dropout.
     fn validate(
@@ -203,15 +203,17 @@ where
         data_rng: &mut ChaCha8Rng,
         dropout_rngs: &mut [ChaCha8Rng],
         workers: usize,
-    ) -> Result<Vec<(GradStore, BatchMetrics)>> {
+    ) -> Result<Vec<(Gradients, BatchMetrics)>> {
         let batches = dropout_rngs
             .iter()
             .map(|_| self.windows().0.sample_train(data_rng, size))
             .collect::<Result<Vec<_>>>()?;
         let this = &*self;
-        let one = |batch, rng: &mut ChaCha8Rng| -> Result<(GradStore, BatchMetrics)> {
+        let params = WindowLearner::params(this);
+        let one = |batch, rng: &mut ChaCha8Rng| -> Result<(Gradients, BatchMetrics)> {
             let (loss, m) = this.evaluate(batch, Some(rng))?;
-            Ok((loss.backward()?, m))
+            // The store (gradients of every node) is dropped here; only the parameters' stay.
+            Ok((Gradients::from_store(&loss.backward()?, &params)?, m))
         };
         let jobs: Vec<_> = batches.iter().zip(dropout_rngs.iter_mut()).collect();
         if workers <= 1 || jobs.len() <= 1 {
@@ -368,11 +370,11 @@ pub fn train(
         } else {
             std::slice::from_mut(&mut dropout_rng)
         };
-        for (store, m) in learner.train_micro_batches(micro, &mut data_rng, rngs, workers)? {
+        for (g, m) in learner.train_micro_batches(micro, &mut data_rng, rngs, workers)? {
             ensure_finite("training loss", m.loss as f32, step)?;
             match grads.as_mut() {
-                None => grads = Some(Gradients::from_store(&store, &params)?),
-                Some(g) => g.accumulate(&store, &params)?,
+                None => grads = Some(g),
+                Some(sum) => sum.add(&g),
             }
             window.add(&m);
         }
