@@ -20,6 +20,7 @@ pub mod layers;
 pub mod losses;
 pub mod ops;
 pub mod params;
+pub mod plain;
 pub mod rl_decode;
 pub mod rl_heads;
 pub mod size;

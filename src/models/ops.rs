@@ -23,6 +23,7 @@
 
 pub use super::kernels::Activation;
 use super::kernels::{self, MatMut, MatRef};
+pub use super::plain::split_heads;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::Mutex;
 
@@ -59,6 +60,11 @@ fn with_values<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result
 /// An owned copy of the values of `t`.
 fn host(t: &Tensor) -> Result<Vec<f32>> {
     with_values(t, "host", <[f32]>::to_vec)
+}
+
+/// Whether the fused CPU kernels apply; elsewhere the ops fall back to [`super::plain`].
+fn on_cpu(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == candle_core::DType::F32
 }
 
 fn tensor(values: Vec<f32>, like: &Tensor) -> Result<Tensor> {
@@ -119,6 +125,9 @@ impl CustomOp3 for LayerNormOp {
 
 /// LayerNorm of `x` over its last dimension with gain `weight` and shift `bias` (both `[d]`).
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    if !on_cpu(x) {
+        return super::plain::layer_norm(x, weight, bias, eps);
+    }
     x.contiguous()?
         .apply_op3(weight, bias, LayerNormOp { eps: eps as f32 })
 }
@@ -152,6 +161,9 @@ impl CustomOp1 for CausalSoftmaxOp {
 /// query i (the `T_total - T + i`-th token) attends to keys `0..=T_total - T + i`; masked
 /// probabilities are exactly 0.
 pub fn causal_softmax(scores: &Tensor) -> Result<Tensor> {
+    if !on_cpu(scores) {
+        return super::plain::causal_softmax(scores);
+    }
     scores.contiguous()?.apply_op1(CausalSoftmaxOp)
 }
 
@@ -190,6 +202,9 @@ impl CustomOp2 for AddBiasOp {
 
 /// `x + bias` with `bias: [d]` added to every row of `x: [.., d]`.
 pub fn add_bias(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    if !on_cpu(x) {
+        return x.broadcast_add(bias);
+    }
     x.contiguous()?.apply_op2(bias, AddBiasOp)
 }
 
@@ -223,23 +238,19 @@ impl CustomOp1 for ActivationOp {
 
 /// GPT-2's tanh-approximated GELU (`gelu_new`): `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
 pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
+    if !on_cpu(x) {
+        return super::plain::activation_of(Activation::GeluTanh, x);
+    }
     x.contiguous()?
         .apply_op1(ActivationOp(Activation::GeluTanh))
 }
 
 /// The exact GELU `x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))` (erf to 1.5e-7).
 pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if !on_cpu(x) {
+        return super::plain::activation_of(Activation::Gelu, x);
+    }
     x.contiguous()?.apply_op1(ActivationOp(Activation::Gelu))
-}
-
-pub fn split_heads(qkv: &Tensor, n_heads: usize) -> Result<(Tensor, Tensor, Tensor)> {
-    let (b, t, d3) = qkv.dims3()?;
-    let hd = d3 / 3 / n_heads;
-    let parts = qkv
-        .reshape((b, t, 3, n_heads, hd))?
-        .permute((2, 0, 3, 1, 4))?
-        .contiguous()?;
-    Ok((parts.get(0)?, parts.get(1)?, parts.get(2)?))
 }
 
 /// Shape of one attention call's rows: tokens, heads, head width.
@@ -473,6 +484,9 @@ impl CustomOp1 for CausalAttentionOp {
 /// Causal multi-head attention core for training: `qkv: [B, T, 3d]` (the fused projection)
 /// -> `[B, T, d]` (heads merged, before the output projection).
 pub fn causal_attention(qkv: &Tensor, n_heads: usize) -> Result<Tensor> {
+    if !on_cpu(qkv) {
+        return super::plain::causal_attention(qkv, n_heads);
+    }
     qkv.contiguous()?.apply_op1(CausalAttentionOp {
         n_heads,
         probs: Mutex::new(None),
@@ -512,6 +526,9 @@ impl CustomOp1 for DropoutOp {
 /// Inverted dropout of `x`: element i is kept (and scaled by `1 / (1 - p)`) when
 /// `bits[i]`, a uniform u32, exceeds `p * 2^32`; else zeroed. One graph node.
 pub fn dropout_with_bits(x: &Tensor, p: f64, bits: &[u32]) -> Result<Tensor> {
+    if !on_cpu(x) {
+        return super::plain::dropout_with_bits(x, p, bits);
+    }
     let mask = kernels::dropout_mask(bits, (p * u32::MAX as f64) as u32, 1.0 / (1.0 - p) as f32);
     x.contiguous()?.apply_op1(DropoutOp { mask })
 }
@@ -590,6 +607,9 @@ impl CustomOp2 for CrossEntropyOp {
 /// Per-row cross-entropy `[N]` of `logits: [N, C]` against u32 `targets: [N]`, with label
 /// smoothing (target distribution `(1 - e) one_hot + e / C`).
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor, label_smoothing: f64) -> Result<Tensor> {
+    if !on_cpu(logits) {
+        return super::plain::cross_entropy(logits, targets, label_smoothing);
+    }
     logits.contiguous()?.apply_op2(
         &targets.contiguous()?,
         CrossEntropyOp {
@@ -713,6 +733,9 @@ pub fn linear(
     bias: &Tensor,
     activation: Option<Activation>,
 ) -> Result<Tensor> {
+    if !on_cpu(x) {
+        return super::plain::linear(x, weight, bias, activation);
+    }
     x.contiguous()?.apply_op3(
         weight,
         bias,
@@ -726,7 +749,7 @@ pub fn linear(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var, D};
+    use candle_core::{DType, Device, Var};
 
     /// Checks d(sum(f(x) * proj))/dx against central differences for each input of `f`.
     fn check_gradients(inputs: &[Vec<f32>], shapes: &[&[usize]], f: &dyn Fn(&[Tensor]) -> Tensor) {
@@ -820,6 +843,7 @@ mod tests {
 
     #[test]
     fn every_fused_op_matches_plain_candle_ops_forward_and_backward() {
+        use crate::models::plain;
         let tol = 1e-5;
         let (n, d) = (37, 24);
         let x = (values(n * d, 1, 2.0), vec![n, d]);
@@ -829,16 +853,7 @@ mod tests {
             "layer_norm",
             &[x.clone(), w.clone(), b.clone()],
             &|t| layer_norm(&t[0], &t[1], &t[2], 1e-5).unwrap(),
-            &|t| {
-                let c = t[0].broadcast_sub(&t[0].mean_keepdim(1).unwrap()).unwrap();
-                let var = c.sqr().unwrap().mean_keepdim(1).unwrap();
-                c.broadcast_div(&(var + 1e-5).unwrap().sqrt().unwrap())
-                    .unwrap()
-                    .broadcast_mul(&t[1])
-                    .unwrap()
-                    .broadcast_add(&t[2])
-                    .unwrap()
-            },
+            &|t| plain::layer_norm(&t[0], &t[1], &t[2], 1e-5).unwrap(),
             tol,
         );
         same_as_plain(
@@ -849,62 +864,29 @@ mod tests {
             tol,
         );
         let z = (values(n * d, 4, 3.0), vec![n, d]);
-        same_as_plain(
-            "gelu_tanh",
-            std::slice::from_ref(&z),
-            &|t| gelu_tanh(&t[0]).unwrap(),
-            &|t| t[0].gelu().unwrap(),
-            tol,
-        );
-        same_as_plain(
-            "gelu_erf",
-            std::slice::from_ref(&z),
-            &|t| gelu_erf(&t[0]).unwrap(),
-            &|t| t[0].gelu_erf().unwrap(),
-            tol,
-        );
-        // Softmax over 3 cached + 5 new positions: a -1e9 mask, then exp / sum.
-        let (q, keys) = (5, 8);
-        let mask: Vec<f32> = (0..q * keys)
-            .map(|i| {
-                if i % keys > keys - q + i / keys {
-                    -1e9
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (q, keys), &Device::Cpu).unwrap();
+        for act in [Activation::Gelu, Activation::GeluTanh] {
+            same_as_plain(
+                &format!("{act:?}"),
+                std::slice::from_ref(&z),
+                &|t| act.apply(&t[0]).unwrap(),
+                &|t| plain::activation_of(act, &t[0]).unwrap(),
+                tol,
+            );
+        }
+        // 5 new positions after 3 cached ones.
         same_as_plain(
             "causal_softmax",
-            &[(values(2 * q * keys, 6, 2.0), vec![2, q, keys])],
+            &[(values(2 * 5 * 8, 6, 2.0), vec![2, 5, 8])],
             &|t| causal_softmax(&t[0]).unwrap(),
-            &|t| plain_causal_softmax(&t[0], &mask),
+            &|t| plain::causal_softmax(&t[0]).unwrap(),
             tol,
         );
         // 70 tokens: two query blocks, the second partial.
-        let (bsz, tt, heads, hd) = (2, 70, 2, 4);
-        let dm = heads * hd;
-        let tmask: Vec<f32> = (0..tt * tt)
-            .map(|i| if i % tt > i / tt { -1e9 } else { 0.0 })
-            .collect();
-        let tmask = Tensor::from_vec(tmask, (tt, tt), &Device::Cpu).unwrap();
         same_as_plain(
             "causal_attention",
-            &[(values(bsz * tt * 3 * dm, 7, 1.5), vec![bsz, tt, 3 * dm])],
-            &|t| causal_attention(&t[0], heads).unwrap(),
-            &|t| {
-                let (q, k, v) = split_heads(&t[0], heads).unwrap();
-                let scores =
-                    (q.matmul(&k.t().unwrap()).unwrap() * (1.0 / (hd as f64).sqrt())).unwrap();
-                plain_causal_softmax(&scores, &tmask)
-                    .matmul(&v)
-                    .unwrap()
-                    .transpose(1, 2)
-                    .unwrap()
-                    .reshape((bsz, tt, dm))
-                    .unwrap()
-            },
+            &[(values(2 * 70 * 3 * 8, 7, 1.5), vec![2, 70, 24])],
+            &|t| causal_attention(&t[0], 2).unwrap(),
+            &|t| plain::causal_attention(&t[0], 2).unwrap(),
             tol,
         );
         let lin_w = (values(d * 9, 8, 0.5), vec![d, 9]);
@@ -920,19 +902,7 @@ mod tests {
                 &format!("linear {act:?}"),
                 &[x3.clone(), lin_w.clone(), lin_b.clone()],
                 &|t| linear(&t[0], &t[1], &t[2], act).unwrap(),
-                &|t| {
-                    let z = t[0]
-                        .broadcast_matmul(&t[1])
-                        .unwrap()
-                        .broadcast_add(&t[2])
-                        .unwrap();
-                    match act {
-                        None => z,
-                        Some(Activation::Relu) => z.relu().unwrap(),
-                        Some(Activation::Gelu) => z.gelu_erf().unwrap(),
-                        Some(Activation::GeluTanh) => z.gelu().unwrap(),
-                    }
-                },
+                &|t| plain::linear(&t[0], &t[1], &t[2], act).unwrap(),
                 tol,
             );
         }
@@ -944,31 +914,37 @@ mod tests {
                 &format!("cross_entropy smoothing {e}"),
                 &[(values(n * classes, 11, 4.0), vec![n, classes])],
                 &|t| cross_entropy(&t[0], &targets, e).unwrap(),
-                &|t| {
-                    let z = &t[0];
-                    let shifted = z.broadcast_sub(&z.max_keepdim(1).unwrap()).unwrap();
-                    let log_z = shifted
-                        .exp()
-                        .unwrap()
-                        .sum_keepdim(1)
-                        .unwrap()
-                        .log()
-                        .unwrap();
-                    let lp = shifted.broadcast_sub(&log_z).unwrap();
-                    let target_lp = lp.gather(&targets.unsqueeze(1).unwrap(), 1).unwrap();
-                    let nll = target_lp.squeeze(1).unwrap().neg().unwrap();
-                    let uniform = lp.mean(1).unwrap().neg().unwrap();
-                    ((nll * (1.0 - e)).unwrap() + (uniform * e).unwrap()).unwrap()
-                },
+                &|t| plain::cross_entropy(&t[0], &targets, e).unwrap(),
                 tol,
             );
         }
+        let bits: Vec<u32> = (0..n as u32 * d as u32)
+            .map(|i| i.wrapping_mul(2_654_435_761))
+            .collect();
+        same_as_plain(
+            "dropout",
+            std::slice::from_ref(&x),
+            &|t| dropout_with_bits(&t[0], 0.3, &bits).unwrap(),
+            &|t| plain::dropout_with_bits(&t[0], 0.3, &bits).unwrap(),
+            tol,
+        );
     }
 
-    /// Softmax over the last dimension after adding `mask` (0 or -1e9), from plain ops.
-    fn plain_causal_softmax(scores: &Tensor, mask: &Tensor) -> Tensor {
-        let e = scores.broadcast_add(mask).unwrap().exp().unwrap();
-        e.broadcast_div(&e.sum_keepdim(D::Minus1).unwrap()).unwrap()
+    #[test]
+    fn ops_off_their_kernels_fall_back_to_plain_ops() {
+        // f64 on the CPU takes the path a CUDA device takes: the plain composition.
+        let qkv = Tensor::from_vec(values(2 * 9 * 24, 12, 1.0), (2, 9, 24), &Device::Cpu).unwrap();
+        let fused = causal_attention(&qkv, 2).unwrap();
+        let wide = causal_attention(&qkv.to_dtype(DType::F64).unwrap(), 2).unwrap();
+        assert_eq!(wide.dtype(), DType::F64);
+        let wide = host(&wide.to_dtype(DType::F32).unwrap()).unwrap();
+        let fused = host(&fused).unwrap();
+        let worst = fused
+            .iter()
+            .zip(&wide)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(worst < 1e-5, "{worst}");
     }
 
     #[test]
