@@ -330,14 +330,16 @@ pub fn adamw_update(s: &AdamStep, theta: &mut [f32], m: &mut [f32], v: &mut [f32
     dispatch!(run(s, theta, m, v, g))
 }
 
-/// Inverted-dropout mask: `keep` where `bits[i] > threshold`, else 0.
-pub fn dropout_mask(bits: &[u32], threshold: u32, keep: f32) -> Vec<f32> {
+/// Inverted-dropout mask for drop probability `p`: element i is kept, scaled by
+/// `1 / (1 - p)`, when `bits[i]` (a uniform u32) exceeds `p * 2^32`, else 0.
+pub fn dropout_mask(bits: &[u32], p: f64) -> Vec<f32> {
     #[inline(always)]
     fn run(bits: &[u32], threshold: u32, keep: f32, mask: &mut [f32]) {
         for (m, &b) in mask.iter_mut().zip(bits) {
             *m = if b > threshold { keep } else { 0.0 };
         }
     }
+    let (threshold, keep) = ((p * u32::MAX as f64) as u32, 1.0 / (1.0 - p) as f32);
     let mut mask = vec![0f32; bits.len()];
     dispatch!(run(bits, threshold, keep, &mut mask));
     mask

@@ -529,7 +529,7 @@ pub fn dropout_with_bits(x: &Tensor, p: f64, bits: &[u32]) -> Result<Tensor> {
     if !on_cpu(x) {
         return super::plain::dropout_with_bits(x, p, bits);
     }
-    let mask = kernels::dropout_mask(bits, (p * u32::MAX as f64) as u32, 1.0 / (1.0 - p) as f32);
+    let mask = kernels::dropout_mask(bits, p);
     x.contiguous()?.apply_op1(DropoutOp { mask })
 }
 

@@ -3,7 +3,7 @@
 //! tests as the reference every fused op must match, forward and backward.
 
 use super::kernels::Activation;
-use candle_core::{DType, Result, Tensor, D};
+use candle_core::{Result, Tensor, D};
 
 /// LayerNorm over the last dimension.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
@@ -83,10 +83,8 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, e: f64) -> Result<Tensor
 
 /// Inverted dropout with the mask of [`super::ops::dropout_with_bits`].
 pub fn dropout_with_bits(x: &Tensor, p: f64, bits: &[u32]) -> Result<Tensor> {
-    let mask =
-        super::kernels::dropout_mask(bits, (p * u32::MAX as f64) as u32, 1.0 / (1.0 - p) as f32);
-    let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(DType::F32)?;
-    x.mul(&mask.to_dtype(x.dtype())?)
+    let mask = super::kernels::dropout_mask(bits, p);
+    x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?)
 }
 
 /// `[B, T, 3d]` -> q, k, v as `[B, H, T, head_dim]` each (contiguous).

@@ -72,15 +72,6 @@ impl Threads {
     }
 }
 
-impl std::fmt::Display for Threads {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Threads::Count(n) => write!(f, "{n}"),
-            Threads::Auto => write!(f, "auto ({})", self.resolve()),
-        }
-    }
-}
-
 impl TrainConfig {
     /// Micro-batches computed side by side: one per thread, up to `grad_accum` (each
     /// micro-batch's result does not depend on it, see `Learner::train_micro_batches`).

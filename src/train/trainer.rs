@@ -215,25 +215,23 @@ where
             // The store (gradients of every node) is dropped here; only the parameters' stay.
             Ok((Gradients::from_store(&loss.backward()?, &params)?, m))
         };
-        let jobs: Vec<_> = batches.iter().zip(dropout_rngs.iter_mut()).collect();
+        let mut jobs: Vec<_> = batches.iter().zip(dropout_rngs.iter_mut()).collect();
         if workers <= 1 || jobs.len() <= 1 {
             return jobs.into_iter().map(|(b, rng)| one(b, rng)).collect();
         }
         // Contiguous shares, one per worker; results come back in micro-batch order.
         let share = jobs.len().div_ceil(workers);
-        let mut jobs = jobs;
         std::thread::scope(|scope| {
-            let handles: Vec<_> = std::iter::from_fn(|| {
-                (!jobs.is_empty()).then(|| jobs.drain(..share.min(jobs.len())).collect::<Vec<_>>())
-            })
-            .map(|part| {
-                scope.spawn(move || {
-                    part.into_iter()
-                        .map(|(b, rng)| one(b, rng))
-                        .collect::<Result<Vec<_>>>()
+            let handles: Vec<_> = jobs
+                .chunks_mut(share)
+                .map(|part| {
+                    scope.spawn(|| {
+                        part.iter_mut()
+                            .map(|(b, rng)| one(b, rng))
+                            .collect::<Result<Vec<_>>>()
+                    })
                 })
-            })
-            .collect();
+                .collect();
             let mut out = Vec::new();
             for h in handles {
                 out.extend(h.join().expect("a training worker panicked")?);
@@ -358,14 +356,11 @@ pub fn train(
         let mut grads: Option<Gradients> = None;
         // One micro-batch draws dropout from the run's stream itself; several draw from
         // streams seeded from it, so that they can run side by side in any order.
-        let mut micro_rngs: Vec<ChaCha8Rng> = if t.grad_accum > 1 {
-            (0..t.grad_accum)
-                .map(|_| ChaCha8Rng::seed_from_u64(dropout_rng.next_u64()))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let mut micro_rngs: Vec<ChaCha8Rng>;
         let rngs = if t.grad_accum > 1 {
+            micro_rngs = (0..t.grad_accum)
+                .map(|_| ChaCha8Rng::seed_from_u64(dropout_rng.next_u64()))
+                .collect();
             &mut micro_rngs[..]
         } else {
             std::slice::from_mut(&mut dropout_rng)
